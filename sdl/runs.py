@@ -1,0 +1,209 @@
+"""The run folder: what a training run writes, atomically, and how it is read back.
+
+A run folder holds (see the README's "Run folder" section):
+
+    config.json      everything needed to reproduce the run, with library versions
+    status.json      {"state": "running"|"done"|"failed", "epoch", "epochs", "error", "updated"}
+    history.csv      one row per epoch: epoch, loss, lr, seconds, anchors_without_positives
+    metrics.json     held-out evaluation: mAP, micro_f1, macro_f1, retrieval, relation profile
+    embeddings.npz   held-out embeddings (N, D) float32, labels (N, C) uint8, ids (N,) int64,
+                     and what to show for each item: thumbs (N, H, W) uint8 or texts (N,) str
+    checkpoint.pt    model and optimiser state, loadable with torch.load(weights_only=True)
+
+Every file is written to a temporary name in the same folder and renamed into place, so a killed
+process leaves either the old file or the new one, never half of one. Reading never raises for a
+broken run: :func:`read_run` returns a :class:`Run` whose ``problems`` say what is wrong.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CONFIG = "config.json"
+STATUS = "status.json"
+HISTORY = "history.csv"
+METRICS = "metrics.json"
+EMBEDDINGS = "embeddings.npz"
+CHECKPOINT = "checkpoint.pt"
+
+STATES = ("running", "done", "failed")
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_with_atomic(path: str | os.PathLike, write: Callable[[io.BytesIO], None]) -> None:
+    """Let ``write`` fill a buffer (np.savez, torch.save, ...) and put it at ``path`` atomically."""
+    buffer = io.BytesIO()
+    write(buffer)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
+    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def write_csv_atomic(path: str | os.PathLike, frame: pd.DataFrame) -> None:
+    write_bytes_atomic(path, frame.to_csv(index=False).encode())
+
+
+def write_npz_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    write_with_atomic(path, lambda buf: np.savez_compressed(buf, **arrays))
+
+
+def write_status(run_dir: str | os.PathLike, state: str, **fields: object) -> None:
+    if state not in STATES:
+        raise ValueError(f"state must be one of {STATES}, got {state!r}")
+    write_json_atomic(Path(run_dir) / STATUS, {"state": state, "updated": time.time(), **fields})
+
+
+class RunError(Exception):
+    """A run folder that cannot be read as a run (missing or corrupt config)."""
+
+
+@dataclass
+class Run:
+    """A run folder read back. Missing or corrupt parts are ``None`` and listed in ``problems``."""
+
+    path: Path
+    config: dict
+    status: dict
+    history: pd.DataFrame | None
+    metrics: dict | None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def loss(self) -> str:
+        return str(self.config.get("loss", "?"))
+
+    @property
+    def dataset(self) -> str:
+        return str(self.config.get("dataset", "?"))
+
+    @property
+    def seed(self) -> int:
+        return int(self.config.get("seed", 0))
+
+    @property
+    def state(self) -> str:
+        return str(self.status.get("state", "unknown"))
+
+    @property
+    def has_embeddings(self) -> bool:
+        return (self.path / EMBEDDINGS).is_file()
+
+    def embeddings(self) -> dict[str, np.ndarray]:
+        """The held-out embeddings file as a dict of arrays. Raises RunError if unreadable."""
+        return read_embeddings(self.path)
+
+
+def _read_json(path: Path) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        value = json.load(handle)
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
+def read_embeddings(run_dir: str | os.PathLike) -> dict[str, np.ndarray]:
+    path = Path(run_dir) / EMBEDDINGS
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as exc:  # a half-copied or foreign file: say so, do not crash the caller
+        raise RunError(f"{path}: cannot read embeddings ({type(exc).__name__}: {exc})") from exc
+    for key in ("embeddings", "labels", "ids"):
+        if key not in arrays:
+            raise RunError(f"{path}: missing array {key!r}")
+    n = len(arrays["embeddings"])
+    if len(arrays["labels"]) != n or len(arrays["ids"]) != n:
+        raise RunError(f"{path}: embeddings, labels and ids have different lengths")
+    return arrays
+
+
+def read_run(run_dir: str | os.PathLike) -> Run:
+    """Read a run folder. Raises RunError only when there is no readable config.json."""
+    path = Path(run_dir)
+    try:
+        config = _read_json(path / CONFIG)
+    except FileNotFoundError as exc:
+        raise RunError(f"{path}: no {CONFIG}, not a run folder") from exc
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{path}: {CONFIG} is corrupt ({exc})") from exc
+    problems: list[str] = []
+    try:
+        status = _read_json(path / STATUS)
+    except FileNotFoundError:
+        status = {"state": "unknown"}
+        problems.append(f"no {STATUS}")
+    except (OSError, ValueError) as exc:
+        status = {"state": "unknown"}
+        problems.append(f"{STATUS} is corrupt ({exc})")
+    history = None
+    if (path / HISTORY).is_file():
+        try:
+            history = pd.read_csv(path / HISTORY)
+            if "epoch" not in history.columns or "loss" not in history.columns:
+                raise ValueError("needs columns epoch and loss")
+        except Exception as exc:
+            history = None
+            problems.append(f"{HISTORY} is corrupt ({exc})")
+    metrics = None
+    if (path / METRICS).is_file():
+        try:
+            metrics = _read_json(path / METRICS)
+        except (OSError, ValueError) as exc:
+            problems.append(f"{METRICS} is corrupt ({exc})")
+    elif status.get("state") == "done":
+        problems.append(f"finished but {METRICS} is missing")
+    return Run(path, config, status, history, metrics, problems)
+
+
+def list_runs(root: str | os.PathLike) -> tuple[list[Run], list[RunError]]:
+    """Every run folder directly under ``root`` (sorted by name) and the folders that are not runs.
+
+    Folders without any run file are skipped silently; one with files but a broken config is an error.
+    """
+    root = Path(root)
+    runs: list[Run] = []
+    errors: list[RunError] = []
+    if not root.is_dir():
+        return runs, errors
+    for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        looks_like_run = any(
+            (child / f).exists() for f in (CONFIG, STATUS, HISTORY, METRICS, EMBEDDINGS)
+        )
+        if not looks_like_run:
+            continue
+        try:
+            runs.append(read_run(child))
+        except RunError as exc:
+            errors.append(exc)
+    return runs, errors
