@@ -79,9 +79,7 @@ def check_features(features: Tensor) -> Tensor:
     if features.ndim == 2:
         features = features[:, None, :]
     if features.ndim != 3:
-        raise ValueError(
-            f"features must be (B, D) or (B, V, D), got shape {tuple(features.shape)}"
-        )
+        raise ValueError(f"features must be (B, D) or (B, V, D), got shape {tuple(features.shape)}")
     if not features.is_floating_point():
         raise ValueError(f"features must be floating point, got dtype {features.dtype}")
     if features.shape[0] * features.shape[1] < 2:
@@ -127,7 +125,9 @@ def weighted_supcon(
     n = features.shape[0]
     all_rows = torch.arange(n, device=features.device)
     if chunk_size is None or chunk_size >= n:
-        losses, log_prob = _row_losses(features, features, all_rows, weights, normaliser, temperature)
+        losses, log_prob = _row_losses(
+            features, features, all_rows, weights, normaliser, temperature
+        )
         return losses, (log_prob if keep_log_prob else None)
     parts = []
     for start in range(0, n, chunk_size):
@@ -180,7 +180,12 @@ class WeightedSupConLoss(nn.Module):
         raise NotImplementedError
 
     def view_weights(
-        self, labels: Tensor | None, batch: int, views: int, dtype: torch.dtype, device: torch.device
+        self,
+        labels: Tensor | None,
+        batch: int,
+        views: int,
+        dtype: torch.dtype,
+        device: torch.device,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """(N, N) pair weights, (N,) normaliser n_i and (N,) reduction weight r_i."""
         weights = self.sample_weights(labels, dtype).to(device=device, dtype=dtype)

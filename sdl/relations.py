@@ -105,9 +105,13 @@ def pair_counts(labels: Tensor, other: Tensor | None = None) -> PairCounts:
     )
 
 
-def relation_matrix(labels: Tensor) -> Tensor:
-    """(B, B) int64 matrix: entry [i, j] is the :class:`Relation` of sample j to anchor i."""
-    counts = pair_counts(labels)
+def relation_matrix(labels: Tensor, other: Tensor | None = None) -> Tensor:
+    """(B, B) int64 matrix: entry [i, j] is the :class:`Relation` of sample j to anchor i.
+
+    With ``other`` (B', C) the result is (B, B') between anchors ``labels`` and samples ``other``
+    and no diagonal is special.
+    """
+    counts = pair_counts(labels, other)
     no_extra = counts.extra == 0
     no_missing = counts.missing == 0
     rel = torch.full(
@@ -118,7 +122,8 @@ def relation_matrix(labels: Tensor) -> Tensor:
     rel[no_extra & no_missing] = int(Relation.IDENTICAL)
     # Empty sets overlap nothing, so two empty samples are DISJOINT too (they only serve as negatives).
     rel[counts.inter == 0] = int(Relation.DISJOINT)
-    rel.fill_diagonal_(int(Relation.IDENTICAL))
+    if other is None:
+        rel.fill_diagonal_(int(Relation.IDENTICAL))
     return rel
 
 
