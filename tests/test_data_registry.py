@@ -1,0 +1,85 @@
+"""The dataset registry: names, options, errors and the summary table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sdl.data as data
+from sdl.data import (
+    DATASETS,
+    DatasetInfo,
+    DatasetUnavailable,
+    dataset_options,
+    dataset_table,
+    load_dataset,
+)
+
+EXPECTED = {
+    "digits-mosaic",
+    "mnist-mosaic",
+    "fashion-mosaic",
+    "yeast",
+    "hpo",
+    "coco",
+    "voc",
+    "mimic",
+    "table",
+}
+
+
+def test_registry_lists_every_dataset_with_a_kind():
+    assert set(DATASETS) == EXPECTED
+    for name, info in DATASETS.items():
+        assert info.name == name and info.kind in data.KINDS and info.description
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown dataset 'cifar'.*digits-mosaic"):
+        load_dataset("cifar")
+
+
+def test_unknown_option_is_a_value_error_listing_the_options():
+    with pytest.raises(ValueError, match=r"'n_trian'.*n_train"):
+        load_dataset("digits-mosaic", n_trian=10)
+    assert dataset_options("digits-mosaic")["empty_prob"] == 0.25
+
+
+def test_local_file_datasets_say_what_to_pass(tmp_path):
+    for name in ("coco", "voc", "mimic", "table"):
+        assert DATASETS[name].missing(None)
+        with pytest.raises(DatasetUnavailable, match=r"root|path"):
+            load_dataset(name)
+    with pytest.raises(DatasetUnavailable, match=str(tmp_path)):
+        load_dataset("voc", root=str(tmp_path))
+
+
+def test_dataset_table_rows(monkeypatch):
+    def missing(root):
+        return "install the thing"
+
+    def load(seed=0, root=None):
+        raise AssertionError("an unavailable dataset must not be loaded")
+
+    fake = DatasetInfo("fake", "text", "a fake", load, missing)
+    monkeypatch.setattr(
+        data, "DATASETS", {"digits-mosaic": DATASETS["digits-mosaic"], "fake": fake}
+    )
+    monkeypatch.setattr(data, "_TABLE_CACHE", {})
+    rows = {row["name"]: row for row in dataset_table()}
+    keys = {"name", "kind", "available", "train", "test", "labels", "labels_per_item", "note"}
+    assert keys <= set(rows["digits-mosaic"]) and keys <= set(rows["fake"])
+    digits = rows["digits-mosaic"]
+    assert digits["available"] is True and (digits["train"], digits["test"]) == (1000, 250)
+    assert digits["labels"] == 10 and 2.5 < digits["labels_per_item"] < 2.9
+    assert rows["fake"] == rows["fake"] | {"available": False, "note": "install the thing"}
+    # a second call is served from the in-process cache
+    monkeypatch.setattr(data, "load_dataset", lambda *a, **k: pytest.fail("reloaded"))
+    assert dataset_table()[0] == digits
+
+
+def test_same_seed_same_items_for_every_bundled_dataset():
+    for name in ("digits-mosaic", "yeast"):
+        a, b = load_dataset(name, seed=3), load_dataset(name, seed=3)
+        np.testing.assert_array_equal(a.train.ids, b.train.ids)
+        np.testing.assert_array_equal(a.test.inputs, b.test.inputs)
