@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
-.PHONY: dashboard test lint demo bench chromium
+.PHONY: dashboard test lint demo bench system-packages
 
 $(STAMP): requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -15,13 +15,17 @@ $(STAMP): requirements.txt
 dashboard: $(STAMP)
 	$(PY) -m streamlit run dashboard/app.py
 
-# Debian's chromium for the browser test (never a downloaded browser build).
-chromium:
-	@command -v chromium >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "chromium missing: sudo apt-get install -y chromium (the browser test needs it)"; fi; }
+# Debian packages the tests use: chromium for the browser test (never a downloaded browser build)
+# and Fashion-MNIST's files for the fashion-mosaic loader.
+SYSTEM_PACKAGES := chromium dataset-fashion-mnist
+system-packages:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages (their tests will skip): sudo apt-get install -y $$missing"; fi; \
+	fi
 
-test: $(STAMP) chromium
+test: $(STAMP) system-packages
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 

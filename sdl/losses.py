@@ -93,18 +93,48 @@ def check_features(features: Tensor) -> Tensor:
     return features
 
 
+def expand_views(sample_weights: Tensor, views: int) -> Tensor:
+    """(B, B) weights between samples -> (N, N) weights between views, diagonal 0, a new tensor.
+
+    View k belongs to sample k // V, so entry [k, l] is ``sample_weights[k // V, l // V]``.
+    """
+    batch = sample_weights.shape[0]
+    n = batch * views
+    # One copy through a broadcast view, instead of two repeat_interleave copies.
+    weights = sample_weights[:, None, :, None].expand(batch, views, batch, views).reshape(n, n)
+    if weights.data_ptr() == sample_weights.data_ptr():  # V = 1: reshape made no copy
+        weights = weights.clone()
+    return weights.fill_diagonal_(0.0)
+
+
 def _row_losses(
-    anchors: Tensor, samples: Tensor, rows: Tensor, weights: Tensor, normaliser: Tensor, tau: float
-) -> tuple[Tensor, Tensor]:
-    """Losses of the anchor views ``rows`` against every view; also their log-probabilities."""
-    logits = anchors @ samples.T / tau  # (n, N): logits of these anchors against every view
-    self_pair = torch.zeros_like(logits, dtype=torch.bool)
-    self_pair[torch.arange(len(rows), device=rows.device), rows] = True
-    logits = logits.masked_fill(self_pair, float("-inf"))
+    anchors: Tensor,
+    samples: Tensor,
+    rows: Tensor,
+    weights: Tensor,
+    normaliser: Tensor,
+    tau: float,
+    keep_log_prob: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """Losses of the anchor views ``rows`` against every view; also their log-probabilities.
+
+    Uses sum_p w_ip log p_ip = sum_p w_ip logit_ip - W_i logsumexp_i, so no (n, N) log-probability
+    matrix is built (or kept for backward) unless ``keep_log_prob`` asks for it.
+    """
+    logits = (anchors / tau) @ samples.T  # (n, N): logits of these anchors against every view
+    # The self pair leaves the softmax. Its logit becomes the lowest finite number, whose exp is 0
+    # and whose product with its zero weight is 0 (-inf would give 0 * -inf = NaN). In place: the
+    # matmul's backward does not need its output.
+    self_pair = (torch.arange(len(rows), device=rows.device), rows)
+    logits[self_pair] = torch.finfo(logits.dtype).min
     # logsumexp subtracts the row max: stable at small tau and large logits.
-    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
-    log_prob = log_prob.masked_fill(self_pair, 0.0)
-    losses = -(weights * log_prob).sum(1) / normaliser.clamp_min(1e-12)
+    log_norm = torch.logsumexp(logits, dim=1)  # (n,)
+    pulled = (weights * logits).sum(1)  # (n,): sum_p w_ip logit_ip
+    losses = (weights.sum(1) * log_norm - pulled) / normaliser.clamp_min(1e-12)
+    log_prob = None
+    if keep_log_prob:
+        log_prob = logits - log_norm[:, None]  # (n, N)
+        log_prob[self_pair] = 0.0
     return losses, log_prob
 
 
@@ -125,10 +155,9 @@ def weighted_supcon(
     n = features.shape[0]
     all_rows = torch.arange(n, device=features.device)
     if chunk_size is None or chunk_size >= n:
-        losses, log_prob = _row_losses(
-            features, features, all_rows, weights, normaliser, temperature
+        return _row_losses(
+            features, features, all_rows, weights, normaliser, temperature, keep_log_prob
         )
-        return losses, (log_prob if keep_log_prob else None)
     parts = []
     for start in range(0, n, chunk_size):
         rows = all_rows[start : start + chunk_size]
@@ -189,8 +218,7 @@ class WeightedSupConLoss(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """(N, N) pair weights, (N,) normaliser n_i and (N,) reduction weight r_i."""
         weights = self.sample_weights(labels, dtype).to(device=device, dtype=dtype)
-        weights = weights.repeat_interleave(views, 0).repeat_interleave(views, 1)  # (N, N)
-        weights.fill_diagonal_(0.0)
+        weights = expand_views(weights, views)  # (N, N)
         positive = weights > 0
         if self.normalize == "count":
             normaliser = positive.sum(1).to(dtype)
@@ -305,8 +333,7 @@ class SimCLRLoss(WeightedSupConLoss):
 
     def view_weights(self, labels, batch, views, dtype, device):
         same_sample = torch.eye(batch, dtype=dtype, device=device)
-        weights = same_sample.repeat_interleave(views, 0).repeat_interleave(views, 1)
-        weights.fill_diagonal_(0.0)
+        weights = expand_views(same_sample, views)  # (N, N)
         normaliser = torch.full((batch * views,), float(views - 1), dtype=dtype, device=device)
         return weights, normaliser, torch.ones(batch * views, dtype=dtype, device=device)
 
@@ -370,8 +397,7 @@ class MulSupConLoss(WeightedSupConLoss):
             has_rows, 1.0 / positives_per_label.clamp_min(1), torch.zeros_like(positives_per_label)
         )
         weights = (y * inverse) @ y.T  # (B, B): sum over shared labels c of 1/|P_c|
-        weights = weights.repeat_interleave(views, 0).repeat_interleave(views, 1)  # (N, N)
-        weights.fill_diagonal_(0.0)
+        weights = expand_views(weights, views)  # (N, N)
         rows = (y * has_rows).sum(1).repeat_interleave(views)  # (N,): rows with a positive
         return weights, rows, rows
 
