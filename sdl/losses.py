@@ -241,7 +241,7 @@ class WeightedSupConLoss(nn.Module):
                     f"got shape {tuple(labels.shape)} dtype {labels.dtype}"
                 )
         else:
-            relations.check_labels(labels)
+            labels = relations.check_labels(labels)
         if labels.shape[0] != batch:
             raise ValueError(
                 f"labels has {labels.shape[0]} rows but features has batch size {batch}"
@@ -307,7 +307,7 @@ class SDLoss(WeightedSupConLoss):
         self.symmetric = bool(symmetric)
 
     def sample_weights(self, labels: Tensor, dtype: torch.dtype) -> Tensor:
-        counts = relations.pair_counts(labels.to(dtype))
+        counts = relations.counts_of_checked(labels.to(dtype))
         return relations.sd_weights_from_counts(
             counts, self.similarity, self.dissimilarity, self.components, self.symmetric
         )
@@ -342,7 +342,7 @@ class AllLoss(WeightedSupConLoss):
     """ALL: positives share exactly the same label set, w = [S = T] (empty sets never match)."""
 
     def sample_weights(self, labels: Tensor, dtype: torch.dtype) -> Tensor:
-        counts = relations.pair_counts(labels.to(dtype))
+        counts = relations.counts_of_checked(labels.to(dtype))
         same = (counts.extra == 0) & (counts.missing == 0) & (counts.inter > 0)
         return same.to(dtype)
 
@@ -351,7 +351,7 @@ class AnyLoss(WeightedSupConLoss):
     """ANY: positives share at least one label, w = [S n T != {}]."""
 
     def sample_weights(self, labels: Tensor, dtype: torch.dtype) -> Tensor:
-        return (relations.pair_counts(labels.to(dtype)).inter > 0).to(dtype)
+        return (relations.counts_of_checked(labels.to(dtype)).inter > 0).to(dtype)
 
 
 class JaccardLoss(WeightedSupConLoss):
@@ -371,7 +371,7 @@ class JaccardLoss(WeightedSupConLoss):
 
     def sample_weights(self, labels: Tensor, dtype: torch.dtype) -> Tensor:
         jaccard = relations.similarity_factor_from_counts(
-            relations.pair_counts(labels.to(dtype)), "jaccard"
+            relations.counts_of_checked(labels.to(dtype)), "jaccard"
         )
         return torch.where(jaccard > self.threshold, jaccard, torch.zeros_like(jaccard))
 
@@ -390,7 +390,7 @@ class MulSupConLoss(WeightedSupConLoss):
         super().__init__(temperature, "count", chunk_size)
 
     def view_weights(self, labels, batch, views, dtype, device):
-        y = relations.check_labels(labels).to(device=device, dtype=dtype)  # (B, C)
+        y = labels.to(device=device, dtype=dtype)  # (B, C)
         positives_per_label = views * y.sum(0) - 1  # (C,): |P_c(i)| for any view i carrying c
         has_rows = positives_per_label > 0
         inverse = torch.where(

@@ -96,7 +96,12 @@ def pair_counts(labels: Tensor, other: Tensor | None = None) -> PairCounts:
         raise ValueError(
             f"other has {samples.shape[1]} label columns but labels has {anchors.shape[1]}"
         )
-    samples = samples.to(anchors.dtype)
+    return counts_of_checked(anchors, samples.to(anchors.dtype))
+
+
+def counts_of_checked(anchors: Tensor, samples: Tensor | None = None) -> PairCounts:
+    """:func:`pair_counts` for float labels that :func:`check_labels` already accepted (no re-check)."""
+    samples = anchors if samples is None else samples
     inter = anchors @ samples.T  # (B, B'): |S n T| for every pair
     return PairCounts(
         inter=inter,

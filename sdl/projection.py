@@ -1,0 +1,290 @@
+"""2-D maps of learned spaces: UMAP, aligning several maps, and nearest-neighbour helpers.
+
+A projection of a run is cached next to the run as ``projection-<key>.npz`` (written atomically),
+where the key names the UMAP parameters. The file also records the embeddings file it was made from
+(size, mtime and a content hash), so a rewritten embeddings file is projected again, while a copied
+or freshly cloned run (new mtime, same content) still uses its shipped projection.
+
+Several projections are made comparable by Procrustes on the 2-D coordinates: the first map is
+centred and scaled to unit RMS radius, and each other map is rotated (or reflected), scaled and
+shifted onto it, using the items the runs share (matched by id). UMAP's axes mean nothing on their own, so this only removes arbitrary
+rotation, reflection and scale; it does not change any map's shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.linalg import orthogonal_procrustes
+
+from sdl.relations import Relation, relation_matrix
+from sdl.runs import EMBEDDINGS, read_embeddings, write_npz_atomic
+
+CACHE_PREFIX = "projection-"
+
+
+@dataclass(frozen=True)
+class UmapParams:
+    """UMAP settings that change the map (and so the cache key)."""
+
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+    metric: str = "cosine"
+    n_epochs: int | None = None  # None: UMAP's default (200 for large, 500 for small sets)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if int(self.n_neighbors) < 2:
+            raise ValueError(f"n_neighbors must be at least 2, got {self.n_neighbors}")
+        if not 0.0 <= float(self.min_dist) <= 1.0:
+            raise ValueError(f"min_dist must be in [0, 1], got {self.min_dist}")
+        if self.n_epochs is not None and int(self.n_epochs) < 1:
+            raise ValueError(f"n_epochs must be positive or None, got {self.n_epochs}")
+
+    @property
+    def key(self) -> str:
+        """A short stable name for these parameters, used in the cache file name."""
+        text = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def umap_2d(embeddings: np.ndarray, params: UmapParams | None = None) -> np.ndarray:
+    """(N, 2) float32 UMAP coordinates of (N, D) embeddings.
+
+    Very small sets (N <= 3) cannot be embedded by UMAP; they get their first two principal axes.
+
+    Raises:
+        ValueError: if embeddings is not a finite (N, D) array with N >= 1.
+    """
+    params = params or UmapParams()
+    x = np.asarray(embeddings, dtype=np.float32)
+    if x.ndim != 2 or len(x) == 0:
+        raise ValueError(f"embeddings must be a non-empty (N, D) array, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("embeddings contain NaN or inf")
+    if len(x) <= 3:
+        return _pca_2d(x)
+    import umap  # imported here: the import alone takes seconds (numba)
+
+    reducer = umap.UMAP(
+        n_components=2,
+        n_neighbors=min(int(params.n_neighbors), len(x) - 1),
+        min_dist=float(params.min_dist),
+        metric=params.metric,
+        n_epochs=params.n_epochs,
+        random_state=int(params.seed),
+        n_jobs=1,  # a fixed seed runs single-threaded anyway; saying so silences UMAP's warning
+        init="spectral" if len(x) > 20 else "random",
+    )
+    return reducer.fit_transform(x).astype(np.float32)
+
+
+def _pca_2d(x: np.ndarray) -> np.ndarray:
+    centred = x - x.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    coords = np.zeros((len(x), 2), dtype=np.float32)
+    k = min(2, vt.shape[0])
+    coords[:, :k] = centred @ vt[:k].T
+    return coords
+
+
+# --- cache next to the run ------------------------------------------------------------------------
+
+
+def cache_path(run_dir: str | os.PathLike, params: UmapParams) -> Path:
+    return Path(run_dir) / f"{CACHE_PREFIX}{params.key}.npz"
+
+
+def _file_sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _source_stamp(path: Path, with_hash: bool = True) -> dict:
+    stat = path.stat()
+    stamp = {"size": int(stat.st_size), "mtime_ns": int(stat.st_mtime_ns)}
+    if with_hash:
+        stamp["sha1"] = _file_sha1(path)
+    return stamp
+
+
+def read_cached_projection(run_dir: str | os.PathLike, params: UmapParams) -> np.ndarray | None:
+    """The cached (N, 2) projection if it matches the run's current embeddings file, else None."""
+    path = cache_path(run_dir, params)
+    source = Path(run_dir) / EMBEDDINGS
+    if not path.is_file() or not source.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            coords = data["coords"]
+            meta = json.loads(str(data["meta"]))
+    except Exception:  # a corrupt cache is just a cache miss
+        return None
+    if meta.get("params") != asdict(params):
+        return None
+    stamp = _source_stamp(source, with_hash=False)
+    recorded = meta.get("source", {})
+    if recorded.get("size") != stamp["size"]:
+        return None
+    # Same size and mtime: the same file. Same size, new mtime (a copy or a clone): compare contents.
+    if recorded.get("mtime_ns") != stamp["mtime_ns"] and recorded.get("sha1") != _file_sha1(source):
+        return None
+    if coords.ndim != 2 or coords.shape[1] != 2:
+        return None
+    return coords.astype(np.float32)
+
+
+def cached_projection(
+    run_dir: str | os.PathLike, params: UmapParams | None = None
+) -> tuple[np.ndarray, bool]:
+    """The run's (N, 2) projection, from the cache or computed and cached; also whether it was cached.
+
+    Raises:
+        RunError: if the run's embeddings file cannot be read.
+    """
+    params = params or UmapParams()
+    cached = read_cached_projection(run_dir, params)
+    if cached is not None:
+        return cached, True
+    source = Path(run_dir) / EMBEDDINGS
+    arrays = read_embeddings(run_dir)
+    stamp = _source_stamp(source)
+    coords = umap_2d(arrays["embeddings"], params)
+    meta = {"params": asdict(params), "source": stamp}
+    write_npz_atomic(cache_path(run_dir, params), coords=coords, meta=np.array(json.dumps(meta)))
+    return coords, False
+
+
+# --- aligning several maps ------------------------------------------------------------------------
+
+
+def _normalise(coords: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, float]:
+    centre = coords[rows].mean(0)
+    centred = coords - centre
+    scale = float(np.sqrt((centred[rows] ** 2).sum(1).mean()))
+    return centred, (scale if scale > 0 else 1.0)
+
+
+def align_projections(
+    projections: list[np.ndarray], ids: list[np.ndarray] | None = None
+) -> list[np.ndarray]:
+    """Align 2-D maps to the first one (centred, unit RMS radius) by similarity Procrustes.
+
+    Each other map is rotated (or reflected), scaled and shifted to lie as close as possible, in least
+    squares over the shared items, to the same items in the first map.
+
+    Args:
+        projections: (N_k, 2) coordinates, one per run.
+        ids: (N_k,) item ids per run; items are matched by id. Without ids all maps must have the
+            same items in the same order.
+
+    Returns:
+        The aligned (N_k, 2) float32 maps. A map sharing fewer than 3 items with the first is only
+        centred and scaled to unit RMS radius (there is nothing to align it by).
+
+    Raises:
+        ValueError: if shapes disagree.
+    """
+    if not projections:
+        return []
+    for p in projections:
+        if p.ndim != 2 or p.shape[1] != 2:
+            raise ValueError(f"each projection must be (N, 2), got {p.shape}")
+    if ids is None:
+        if len({len(p) for p in projections}) > 1:
+            raise ValueError("projections have different lengths; pass ids to match items")
+        ids = [np.arange(len(p)) for p in projections]
+    if len(ids) != len(projections):
+        raise ValueError("pass one id array per projection")
+    ref_ids = np.asarray(ids[0])
+    ref, ref_scale = _normalise(np.asarray(projections[0], np.float64), np.arange(len(ref_ids)))
+    ref /= ref_scale
+    aligned = [ref.astype(np.float32)]
+    for coords, item_ids in zip(projections[1:], ids[1:], strict=True):
+        item_ids = np.asarray(item_ids)
+        common, in_ref, in_this = np.intersect1d(ref_ids, item_ids, return_indices=True)
+        coords = np.asarray(coords, np.float64)
+        if len(common) < 3:
+            centred, scale = _normalise(coords, np.arange(len(coords)))
+            aligned.append((centred / scale).astype(np.float32))
+            continue
+        # Similarity Procrustes on the shared items: rotate, scale and shift them onto the reference.
+        centred = coords - coords[in_this].mean(0)
+        target = ref[in_ref] - ref[in_ref].mean(0)
+        rotation, singular_sum = orthogonal_procrustes(centred[in_this], target)
+        norm = float((centred[in_this] ** 2).sum())
+        scale = singular_sum / norm if norm > 0 else 1.0
+        aligned.append((scale * centred @ rotation + ref[in_ref].mean(0)).astype(np.float32))
+    return aligned
+
+
+# --- neighbours -----------------------------------------------------------------------------------
+
+
+def unit_rows(embeddings: np.ndarray) -> np.ndarray:
+    x = np.asarray(embeddings, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def nearest_neighbours(
+    embeddings: np.ndarray, query: int, k: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k items closest to item ``query`` by cosine similarity (itself excluded), best first.
+
+    Returns:
+        (indices (k,), cosine similarities (k,)); fewer than k when the set is smaller.
+    """
+    unit = unit_rows(embeddings)
+    if not 0 <= query < len(unit):
+        raise ValueError(f"query index {query} is outside 0..{len(unit) - 1}")
+    sims = unit @ unit[query]  # (N,): cosine of every item to the query
+    sims[query] = -np.inf
+    k = min(int(k), len(unit) - 1)
+    order = np.argsort(-sims, kind="stable")[:k]
+    return order, sims[order]
+
+
+def neighbour_relation_shares(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    k: int = 10,
+    max_items: int | None = 2000,
+    seed: int = 0,
+) -> dict[Relation, float]:
+    """How a space's k nearest neighbours relate to their query, averaged over queries.
+
+    For each query item (at most ``max_items``, a seeded subset, each searched against all items)
+    its k cosine nearest neighbours are classified R1..R5 relative to the query's label set.
+    A good multi-label space has mostly R2 neighbours and few R1.
+
+    Returns:
+        The share of neighbours in each relation (sums to 1; all 0 for an empty set).
+    """
+    unit = unit_rows(embeddings)
+    lab = np.asarray(labels, dtype=np.float32)
+    if len(unit) != len(lab):
+        raise ValueError(f"embeddings ({len(unit)}) and labels ({len(lab)}) differ in length")
+    n = len(unit)
+    if n < 2:
+        return dict.fromkeys(Relation, 0.0)
+    queries = np.arange(n)
+    if max_items is not None and n > max_items:
+        queries = np.sort(np.random.default_rng(seed).choice(n, max_items, replace=False))
+    k = min(int(k), n - 1)
+    sims = unit[queries] @ unit.T  # (Q, N)
+    sims[np.arange(len(queries)), queries] = -np.inf
+    neighbours = np.argpartition(-sims, k - 1, axis=1)[:, :k]  # (Q, k), unordered
+    lab_t = torch.as_tensor(lab)
+    rel = relation_matrix(lab_t[queries], lab_t).numpy()  # (Q, N)
+    picked = np.take_along_axis(rel, neighbours, axis=1)
+    total = picked.size
+    return {r: float((picked == int(r)).sum() / total) for r in Relation}

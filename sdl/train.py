@@ -1,0 +1,578 @@
+"""The training loop, top to bottom: data, model, loss, optimiser, epochs, checkpoints, evaluation.
+
+``train(TrainConfig(dataset="mnist-mosaic", loss="sdl"))`` writes a run folder (see
+:mod:`sdl.runs`) and returns its path. One process runs on the CPU or one GPU (AMP on CUDA); under
+``torchrun`` every process takes a shard of each batch, the features are gathered into the global
+batch for the loss (``sdl.distributed.gather_batch``) and only rank 0 writes files.
+
+Reproducibility: every random draw of epoch e (the shuffle and the augmentations) comes from
+generators seeded by (seed, e, rank), and a checkpoint holds the model, optimiser, scaler, scheduler
+and global RNG states, so ``resume=True`` after an interruption gives the same weights as a run
+that was never interrupted (exactly, on the CPU).
+
+Losses: the contrastive losses of :mod:`sdl.losses` on a projection head, and ``bce``, a linear
+multi-label classifier on the same encoder trained with binary cross-entropy (the non-contrastive
+reference). ``supcon`` needs one class per item, so it is refused on multi-label data (``all`` is
+SupCon with each label set as a class). ``simclr`` ignores the labels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import platform
+import random
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import sdl
+from sdl import evaluate, runs
+from sdl.data.base import DatasetSplits
+from sdl.losses import LOSSES, build_loss
+from sdl.models import ENCODERS, Model, build_model
+
+TRAIN_LOSSES = (*LOSSES, "bce")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+HISTORY_COLUMNS = ["epoch", "loss", "lr", "seconds", "anchors_without_positives"]
+# Config fields that may change between an interrupted run and its resumption.
+RESUMABLE_CHANGES = ("out", "device", "eval_random", "save_checkpoint")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; config.json stores it with library versions and dataset facts."""
+
+    dataset: str = "mnist-mosaic"
+    loss: str = "sdl"
+    loss_options: dict = field(default_factory=dict)
+    epochs: int = 10
+    batch_size: int = 256
+    temperature: float = 0.1
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 0.5  # linear warmup, then cosine decay to 0 (per step)
+    seed: int = 0
+    device: str = "auto"  # "auto": cuda if available, else cpu
+    amp: str = "auto"  # auto: bf16 on CUDA if supported, else fp16 with a GradScaler; off on CPU
+    encoder: str = "auto"  # cnn / resnet18 for images, mlp for features
+    embed_dim: int = 128
+    views: int = 2
+    out: str | None = None  # run folder; default runs/{dataset}-{loss}-seed{seed}
+    dataset_options: dict = field(default_factory=dict)
+    augment_options: dict = field(default_factory=dict)
+    max_embeddings: int = 2000  # held-out items kept in embeddings.npz (seeded subset)
+    max_eval_train: int = 10000  # training items used to fit the probe and as the kNN index
+    save_checkpoint: bool = True  # False: the checkpoint is deleted once the run is done
+    eval_random: bool = False  # also evaluate the untrained encoder (metrics["random_encoder"])
+
+    def run_dir(self) -> Path:
+        return Path(self.out or f"runs/{self.dataset}-{self.loss}-seed{self.seed}")
+
+    def validate(self) -> None:
+        """Raise ValueError for any value that cannot work."""
+        checks = [
+            (self.loss in TRAIN_LOSSES, f"loss must be one of {TRAIN_LOSSES}, got {self.loss!r}"),
+            (int(self.epochs) >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (int(self.batch_size) >= 2, f"batch_size must be >= 2, got {self.batch_size}"),
+            (float(self.temperature) > 0, f"temperature must be > 0, got {self.temperature}"),
+            (float(self.lr) > 0, f"lr must be > 0, got {self.lr}"),
+            (float(self.weight_decay) >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (
+                float(self.warmup_epochs) >= 0,
+                f"warmup_epochs must be >= 0, got {self.warmup_epochs}",
+            ),
+            (int(self.views) >= 1, f"views must be >= 1, got {self.views}"),
+            (int(self.embed_dim) >= 1, f"embed_dim must be >= 1, got {self.embed_dim}"),
+            (self.amp in AMP_MODES, f"amp must be one of {AMP_MODES}, got {self.amp!r}"),
+            (self.encoder in ENCODERS, f"encoder must be one of {ENCODERS}, got {self.encoder!r}"),
+            (int(self.max_embeddings) >= 1, "max_embeddings must be >= 1"),
+            (int(self.max_eval_train) >= 10, "max_eval_train must be >= 10"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        if self.device != "auto":
+            torch.device(self.device)  # raises for a malformed device string
+        if self.loss == "supcon":
+            raise ValueError(
+                "supcon takes one class per item and these datasets are multi-label; "
+                "use 'all' (SupCon with each distinct label set as a class) or 'sdl'"
+            )
+        if self.loss != "bce":
+            loss = build_loss(self.loss, temperature=self.temperature, **self.loss_options)
+            if self.views < loss.min_views:
+                raise ValueError(f"loss {self.loss!r} needs views >= {loss.min_views}")
+        elif self.loss_options:
+            raise ValueError(f"bce takes no loss options, got {sorted(self.loss_options)}")
+
+
+# --- processes and devices ----------------------------------------------------------------------
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device_choice: str) -> tuple[Dist, torch.device]:
+    """Join the torchrun process group when RANK/WORLD_SIZE say so; pick this process's device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if device_choice == "auto":
+        device_choice = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device_choice)
+    if world > 1:
+        import torch.distributed as dist
+
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(rank, world), device
+
+
+def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for full precision. AMP runs only on CUDA."""
+    if device.type != "cuda" or mode == "off":
+        return None
+    if mode == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if mode == "bf16" else torch.float16
+
+
+def autocast_context(dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=dtype)
+
+
+# --- randomness -----------------------------------------------------------------------------------
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def epoch_generator(seed: int, epoch: int, rank: int, device: torch.device) -> torch.Generator:
+    """The generator of every random draw of one epoch on one process."""
+    return torch.Generator(device).manual_seed(seed * 1_000_003 + epoch * 1_009 + rank)
+
+
+def rng_state() -> dict:
+    """Global RNG states as tensors and primitives (loadable with weights_only=True)."""
+    version, mt, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": {
+            "version": version,
+            "state": torch.tensor(mt, dtype=torch.int64),
+            "gauss": gauss,
+        },
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss"]))
+    npy = state["numpy"]
+    np.random.set_state(
+        (
+            npy["name"],
+            npy["keys"].numpy().astype(np.uint32),
+            npy["pos"],
+            npy["has_gauss"],
+            npy["cached"],
+        )
+    )
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# --- data ------------------------------------------------------------------------------------------
+def load_data(config: TrainConfig) -> DatasetSplits:
+    from sdl.data import load_dataset
+
+    return load_dataset(config.dataset, seed=config.seed, **config.dataset_options)
+
+
+def make_augmenter(kind: str, options: dict):
+    from sdl.data.augment import make_augmenter as make
+
+    return make(kind, **options)
+
+
+def batches(n: int, batch_size: int, world: int, generator: torch.Generator) -> list[Tensor]:
+    """Shuffled index batches of one epoch. Incomplete last batches are dropped (a contrastive
+    batch should not shrink to a handful of items); a set smaller than one batch is one batch.
+    Every batch has a multiple of ``world`` items so that each process gets an equal shard."""
+    order = torch.randperm(n, generator=generator)
+    size = min(batch_size, n) // world * world
+    if size < 2 * world:
+        raise ValueError(f"{n} training items cannot fill a batch for {world} process(es)")
+    return [order[i : i + size] for i in range(0, n - size + 1, size)]
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warmup over ``warmup`` steps, then cosine decay to 0 at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+# --- one step ---------------------------------------------------------------------------------------
+def compute_loss(
+    model: nn.Module,
+    loss_fn: nn.Module | None,
+    views: Tensor,
+    labels: Tensor,
+    dist: Dist,
+) -> tuple[Tensor, float]:
+    """Loss of one (local shard of a) batch; views (B, V, ...) and labels (B, C).
+
+    Returns the loss and the number of anchors without positives (NaN for bce).
+    """
+    b, v = views.shape[:2]
+    out = model(views.flatten(0, 1))  # (B*V, D) embeddings or (B*V, C) logits
+    if loss_fn is None:  # bce: every view is an independent example of its label set
+        targets = labels.float().repeat_interleave(v, 0)
+        return F.binary_cross_entropy_with_logits(out.float(), targets), float("nan")
+    features = out.view(b, v, -1)  # (B, V, D)
+    if dist.world > 1:
+        from sdl.distributed import gather_batch
+
+        features, labels = gather_batch(features, labels)
+    detail = loss_fn.forward_detailed(features, labels)
+    return detail.loss, float(detail.anchors_without_positives)
+
+
+# --- files -----------------------------------------------------------------------------------------
+def config_record(
+    config: TrainConfig, data: DatasetSplits, dist: Dist, device: torch.device
+) -> dict:
+    import sklearn
+
+    return {
+        **asdict(config),
+        "out": str(config.run_dir()),
+        "kind": data.train.kind,
+        "label_names": list(data.train.label_names),
+        "input_shape": list(data.train.inputs.shape[1:]),
+        "num_train": len(data.train),
+        "num_test": len(data.test),
+        "world_size": dist.world,
+        "device_used": str(device),
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "sklearn": sklearn.__version__,
+            "sdl": sdl.__version__,
+        },
+    }
+
+
+def check_resumable(stored: dict, config: TrainConfig) -> None:
+    mine = asdict(config)
+    changed = [
+        k for k in mine if k not in RESUMABLE_CHANGES and k in stored and stored[k] != mine[k]
+    ]
+    if changed:
+        detail = ", ".join(f"{k}: {stored[k]!r} -> {mine[k]!r}" for k in changed)
+        raise ValueError(f"cannot resume with a different configuration ({detail})")
+
+
+def save_checkpoint(path: Path, model: Model, opt, scaler, sched, epoch: int, history) -> None:
+    state = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scaler": scaler.state_dict(),
+        "scheduler": sched.state_dict(),
+        "epoch": epoch,
+        "history": history,
+        "rng": rng_state(),
+    }
+    runs.write_with_atomic(path, lambda buf: torch.save(state, buf))
+
+
+def write_history(run_dir: Path, history: list[dict]) -> None:
+    runs.write_csv_atomic(run_dir / runs.HISTORY, pd.DataFrame(history, columns=HISTORY_COLUMNS))
+
+
+def subset(n: int, cap: int, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded random subset of at most ``cap`` of ``n`` items."""
+    if n <= cap:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, cap, replace=False))
+
+
+def evaluate_model(model: Model, data: DatasetSplits, config: TrainConfig, device) -> tuple:
+    """Held-out metrics of the frozen encoder, and the test embeddings and indices to store."""
+    model.eval()
+    train_rows = subset(len(data.train), config.max_eval_train, config.seed)
+    train_emb = evaluate.embed(model.encode, data.train.inputs[train_rows], device)
+    test_emb = evaluate.embed(model.encode, data.test.inputs, device)
+    metrics = evaluate.evaluate_embeddings(
+        train_emb, data.train.labels[train_rows], test_emb, data.test.labels
+    )
+    return metrics, test_emb
+
+
+def write_embeddings(run_dir: Path, test_emb: np.ndarray, data: DatasetSplits, cap: int, seed: int):
+    rows = subset(len(data.test), cap, seed)
+    arrays = {
+        "embeddings": test_emb[rows].astype(np.float32),
+        "labels": data.test.labels[rows].astype(np.uint8),
+        "ids": data.test.ids[rows].astype(np.int64),
+    }
+    if data.test.thumbs is not None:
+        arrays["thumbs"] = np.asarray(data.test.thumbs)[rows].astype(np.uint8)
+    if data.test.texts is not None:
+        arrays["texts"] = np.array([str(data.test.texts[i]) for i in rows], dtype=str)
+    runs.write_npz_atomic(run_dir / runs.EMBEDDINGS, **arrays)
+
+
+def new_model(config: TrainConfig, data: DatasetSplits) -> Model:
+    return build_model(
+        data.train.kind,
+        tuple(data.train.inputs.shape[1:]),
+        encoder=config.encoder,
+        embed_dim=config.embed_dim,
+        head="classifier" if config.loss == "bce" else "projection",
+        num_labels=data.train.num_labels,
+    )
+
+
+def evaluate_random_encoder(config: TrainConfig, data: DatasetSplits | None = None) -> dict:
+    """Metrics of the untrained encoder (the same seed and evaluation as a run): the floor."""
+    config.validate()
+    data = data if data is not None else load_data(config)
+    _, device = setup_distributed(config.device)
+    seed_everything(config.seed)
+    model = new_model(config, data).to(device)
+    return evaluate_model(model, data, config, device)[0]
+
+
+# --- the loop ----------------------------------------------------------------------------------------
+def train(
+    config: TrainConfig,
+    resume: bool = False,
+    progress: bool | None = None,
+    data: DatasetSplits | None = None,
+    stop_after: int | None = None,
+) -> Path:
+    """Train, evaluate and write the run folder; return its path.
+
+    Args:
+        config: what to train.
+        resume: continue from the folder's checkpoint (start afresh if there is none). Without it,
+            a folder that already holds a run is refused.
+        progress: show a tqdm bar and one line per epoch on stderr; None: only on a terminal.
+        data: train on these splits instead of loading ``config.dataset``.
+        stop_after: stop after this epoch as if interrupted (state stays "running"); for tests.
+
+    Raises:
+        ValueError: a bad configuration, or resuming with a different one.
+        Any error of the run itself, after status.json says "failed" with the traceback.
+    """
+    config.validate()
+    dist, device = setup_distributed(config.device)
+    run_dir = config.run_dir()
+    checkpoint_path = run_dir / runs.CHECKPOINT
+    existing = (run_dir / runs.CONFIG).exists()
+    if dist.world > 1:
+        import torch.distributed as tdist
+
+        tdist.barrier()  # every process has looked before rank 0 writes config.json
+    if existing and not resume:
+        raise ValueError(f"{run_dir} already holds a run; pass resume=True or another out folder")
+    if resume and existing:
+        check_resumable(runs.read_run(run_dir).config, config)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    progress = progress and dist.main
+    epoch = 0
+    try:
+        data = data if data is not None else load_data(config)
+        if data.train.labels.shape[1] != data.test.labels.shape[1]:
+            raise ValueError("train and test splits have different label sets")
+        if dist.main:
+            runs.write_json_atomic(run_dir / runs.CONFIG, config_record(config, data, dist, device))
+        seed_everything(config.seed)
+
+        # model, loss, optimiser, schedule, precision
+        model = new_model(config, data).to(device)
+        net: nn.Module = model
+        if dist.world > 1:
+            net = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        loss_fn = None
+        if config.loss != "bce":
+            loss_fn = build_loss(config.loss, temperature=config.temperature, **config.loss_options)
+        views = 1 if config.loss == "bce" else config.views
+        opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        n_train = len(data.train)
+        steps_per_epoch = len(batches(n_train, config.batch_size, dist.world, torch.Generator()))
+        total_steps = steps_per_epoch * config.epochs
+        warmup = min(round(config.warmup_epochs * steps_per_epoch), total_steps // 2)
+
+        def schedule(step: int) -> float:
+            return lr_factor(step, total_steps, warmup)
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        autocast = amp_dtype(config.amp, device)
+        scaler = torch.amp.GradScaler("cuda", enabled=autocast == torch.float16)
+        augment = make_augmenter(data.train.kind, config.augment_options)
+        inputs = torch.from_numpy(np.ascontiguousarray(data.train.inputs, dtype=np.float32))
+        labels_all = torch.from_numpy(data.train.labels.astype(np.float32))
+
+        history: list[dict] = []
+        start_epoch = 1
+        if resume and checkpoint_path.exists():
+            state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            scaler.load_state_dict(state["scaler"])
+            sched.load_state_dict(state["scheduler"])
+            set_rng_state(state["rng"])
+            history = list(state["history"])
+            start_epoch = int(state["epoch"]) + 1
+        epoch = start_epoch - 1
+
+        for epoch in range(start_epoch, config.epochs + 1):
+            if dist.main:
+                runs.write_status(
+                    run_dir, "running", epoch=epoch - 1, epochs=config.epochs, pid=os.getpid()
+                )
+            started = time.perf_counter()
+            net.train()
+            order_gen = epoch_generator(config.seed, epoch, 0, torch.device("cpu"))
+            aug_gen = epoch_generator(config.seed, epoch, dist.rank + 1, torch.device("cpu"))
+            losses, no_pos = [], []
+            bar = _progress(steps_per_epoch, epoch, config.epochs, progress)
+            for idx in batches(n_train, config.batch_size, dist.world, order_gen):
+                idx = idx[dist.rank :: dist.world]  # this process's shard of the global batch
+                x = inputs[idx].to(device, non_blocking=True)
+                y = labels_all[idx].to(device)
+                views_x = torch.stack([augment(x, aug_gen) for _ in range(views)], 1)  # (B, V, ...)
+                with autocast_context(autocast):
+                    loss, without = compute_loss(net, loss_fn, views_x, y, dist)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                sched.step()
+                losses.append(loss.detach())
+                no_pos.append(without)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss.item():.4f}")
+            if bar is not None:
+                bar.close()
+            epoch_loss = float(torch.stack(losses).float().mean())
+            if not math.isfinite(epoch_loss):
+                raise FloatingPointError(f"the loss became {epoch_loss} in epoch {epoch}")
+            history.append(
+                {
+                    "epoch": epoch,
+                    "loss": epoch_loss,
+                    "lr": float(opt.param_groups[0]["lr"]),
+                    "seconds": round(time.perf_counter() - started, 3),
+                    "anchors_without_positives": float(np.mean(no_pos)),
+                }
+            )
+            if dist.main:
+                write_history(run_dir, history)
+                save_checkpoint(checkpoint_path, model, opt, scaler, sched, epoch, history)
+                runs.write_status(
+                    run_dir, "running", epoch=epoch, epochs=config.epochs, pid=os.getpid()
+                )
+                if progress:
+                    row = history[-1]
+                    print(
+                        f"epoch {epoch}/{config.epochs}  loss {row['loss']:.4f}  "
+                        f"lr {row['lr']:.2e}  {row['seconds']:.1f}s",
+                        file=sys.stderr,
+                    )
+            if stop_after is not None and epoch >= stop_after:
+                return run_dir
+
+        if dist.main:
+            runs.write_status(
+                run_dir,
+                "running",
+                epoch=config.epochs,
+                epochs=config.epochs,
+                pid=os.getpid(),
+                phase="evaluating",
+            )
+            metrics, test_emb = evaluate_model(model, data, config, device)
+            if config.eval_random:
+                metrics["random_encoder"] = evaluate_random_encoder(config, data)
+            runs.write_json_atomic(run_dir / runs.METRICS, metrics)
+            write_embeddings(run_dir, test_emb, data, config.max_embeddings, config.seed)
+            if not config.save_checkpoint:
+                checkpoint_path.unlink(missing_ok=True)
+            runs.write_status(
+                run_dir, "done", epoch=config.epochs, epochs=config.epochs, pid=os.getpid()
+            )
+        return run_dir
+    except BaseException as exc:
+        if dist.main and (run_dir / runs.CONFIG).exists():
+            tail = "".join(traceback.format_exception(exc))[-4000:]
+            runs.write_status(
+                run_dir,
+                "failed",
+                epoch=epoch,
+                epochs=config.epochs,
+                pid=os.getpid(),
+                error=f"{type(exc).__name__}: {exc}",
+                traceback=tail,
+            )
+        raise
+    finally:
+        if dist.world > 1:
+            import torch.distributed as tdist
+
+            if tdist.is_initialized():
+                tdist.destroy_process_group()
+
+
+def _progress(total: int, epoch: int, epochs: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"epoch {epoch}/{epochs}", leave=False, file=sys.stderr)
+
+
+def config_from_dict(values: dict) -> TrainConfig:
+    """The TrainConfig stored in a config.json (extra keys, such as versions, are ignored)."""
+    names = {f.name for f in fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in values.items() if k in names})
