@@ -28,7 +28,7 @@ METRICS = ("mAP", "micro_f1", "macro_f1", "knn_jaccard@10", "precision@10")
 COMPARE_LOSSES = "sdl,all,any,jaccard,mulsupcon,bce"
 DEMO_LOSSES = ("sdl", "all", "any", "jaccard", "mulsupcon", "bce")
 # The demo: small enough to build on a laptop CPU in a few minutes, big enough to separate losses.
-DEMO = {"dataset": "mnist-mosaic", "epochs": 8, "max_embeddings": 1000, "seed": 0}
+DEMO = {"dataset": "mnist-mosaic", "epochs": 6, "max_embeddings": 1000, "seed": 0}
 SUMMARY = "summary.csv"
 
 
@@ -197,8 +197,14 @@ def cmd_datasets() -> int:
     for col in ("train", "test", "labels"):
         if col in table:
             table[col] = table[col].map(lambda v: "" if v is None or pd.isna(v) else str(int(v)))
-    with pd.option_context("display.max_colwidth", 70, "display.width", 200):
-        print(table.to_string(index=False))
+    left = {
+        col: (lambda width: lambda v: f"{v!s:<{width}}")(
+            int(table[col].astype(str).str.len().max())
+        )
+        for col in ("name", "note")
+        if col in table
+    }
+    print(table.to_string(index=False, formatters=left, justify="left"))
     return 0
 
 

@@ -13,6 +13,7 @@ rotation, reflection and scale; it does not change any map's shape.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ import torch
 from scipy.linalg import orthogonal_procrustes
 
 from sdl.relations import Relation, relation_matrix
-from sdl.runs import EMBEDDINGS, read_embeddings, write_npz_atomic
+from sdl.runs import EMBEDDINGS, RunError, read_embeddings, write_npz_atomic
 
 CACHE_PREFIX = "projection-"
 
@@ -160,8 +161,28 @@ def cached_projection(
     stamp = _source_stamp(source)
     coords = umap_2d(arrays["embeddings"], params)
     meta = {"params": asdict(params), "source": stamp}
-    write_npz_atomic(cache_path(run_dir, params), coords=coords, meta=np.array(json.dumps(meta)))
+    # A read-only run folder still gets its map, only not kept.
+    with contextlib.suppress(OSError):
+        write_npz_atomic(
+            cache_path(run_dir, params), coords=coords, meta=np.array(json.dumps(meta))
+        )
     return coords, False
+
+
+def project_runs(root: str | os.PathLike, params: UmapParams | None = None) -> list[Path]:
+    """Compute (or confirm) the cached projection of every run with embeddings under ``root``.
+
+    Used to ship the demo's maps with the demo, so the dashboard opens without running UMAP.
+    Returns the run folders projected; unreadable runs are skipped.
+    """
+    done = []
+    for run_dir in sorted(p for p in Path(root).iterdir() if (p / EMBEDDINGS).is_file()):
+        try:
+            cached_projection(run_dir, params)
+        except RunError:
+            continue
+        done.append(run_dir)
+    return done
 
 
 # --- aligning several maps ------------------------------------------------------------------------

@@ -455,7 +455,7 @@ def train(
         history: list[dict] = []
         start_epoch = 1
         if resume and checkpoint_path.exists():
-            state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+            state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             scaler.load_state_dict(state["scaler"])

@@ -1,0 +1,96 @@
+import json
+
+import pandas as pd
+import pytest
+
+from sdl import cli, runs
+
+TINY = ["--dataset", "digits-mosaic", "--epochs", "1", "--batch-size", "64",
+        "--dataset-option", "n_train=128", "--dataset-option", "n_test=64",
+        "--max-embeddings", "40", "--no-progress"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--dataset", "cifar", "--loss", "sdl"], "invalid choice: 'cifar'"),
+        (["train", "--dataset", "digits-mosaic", "--loss", "triplet"], "invalid choice: 'triplet'"),
+        (["train", "--dataset", "digits-mosaic", "--loss", "sdl", "--epochs", "0"], "must be >= 1"),
+        (["train", "--dataset", "digits-mosaic", "--loss", "sdl", "--lr", "-1"], "must be a finite"),
+        (["train", "--dataset", "digits-mosaic", "--loss", "sdl", "--loss-option", "x"], "KEY=VALUE"),
+        (["train", "--dataset", "digits-mosaic", "--loss", "sdl", "--loss-option", "bogus=1"],
+         "unknown option"),
+        (["train", "--dataset", "digits-mosaic", "--loss", "supcon"], "multi-label"),
+        (["compare", "--dataset", "digits-mosaic", "--losses", "sdl,nope", "--out", "x"], "nope"),
+        (["compare", "--dataset", "digits-mosaic", "--seeds", "a", "--out", "x"], "seeds"),
+    ],
+)  # fmt: skip
+def test_bad_arguments_are_argparse_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_datasets_prints_the_table(monkeypatch, capsys):
+    import sdl.data
+
+    rows = [
+        {"name": "digits-mosaic", "kind": "image", "available": True, "train": 1000,
+         "test": 250, "labels": 10, "labels_per_item": 2.68, "note": "mosaics"},
+        {"name": "coco", "kind": "image", "available": False, "train": None, "test": None,
+         "labels": None, "labels_per_item": None, "note": "pass root="},
+    ]  # fmt: skip
+    monkeypatch.setattr(sdl.data, "dataset_table", lambda: rows)
+    assert cli.main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "digits-mosaic" in out and "2.68" in out and "pass root=" in out
+
+
+def test_train_writes_a_run_and_prints_metrics(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = [
+        "train",
+        *TINY,
+        "--loss",
+        "jaccard",
+        "--loss-option",
+        "threshold=0.2",
+        "--out",
+        str(out),
+    ]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert set(json.loads(printed[: printed.rindex("}") + 1])) == set(cli.METRICS)
+    run = runs.read_run(out)
+    assert run.state == "done" and run.config["loss_options"] == {"threshold": 0.2}
+    with pytest.raises(SystemExit):  # the folder holds a run now
+        cli.main(argv)
+
+
+def test_compare_writes_a_summary_with_a_random_row_and_skips_done_runs(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    argv = ["compare", *TINY, "--losses", "sdl,bce", "--seeds", "0", "--out", str(out)]
+    assert cli.main(argv) == 0
+    summary = pd.read_csv(out / cli.SUMMARY)
+    assert summary["loss"].tolist() == ["sdl", "bce", "random"]
+    assert {"runs", "mAP_mean", "mAP_std", "knn_jaccard@10_mean", "precision@10_std"} <= set(
+        summary.columns
+    )
+    mAP = runs.read_run(out / "sdl-seed0").metrics["mAP"]
+    assert summary.loc[0, "mAP_mean"] == pytest.approx(mAP)
+    assert "random" in capsys.readouterr().out
+    stamp = (out / "sdl-seed0" / runs.METRICS).stat().st_mtime_ns
+    assert cli.main(argv) == 0
+    assert "done, skipped" in capsys.readouterr().err
+    assert (out / "sdl-seed0" / runs.METRICS).stat().st_mtime_ns == stamp
+
+
+def test_summary_mean_and_std_over_seeds():
+    rows = [
+        {"loss": "sdl", "seed": s, **{m: v for m in cli.METRICS}} for s, v in [(0, 0.5), (1, 0.7)]
+    ]
+    summary = cli.summarise(rows)
+    assert summary.loc[0, "mAP_mean"] == pytest.approx(0.6)
+    assert summary.loc[0, "mAP_std"] == pytest.approx(pd.Series([0.5, 0.7]).std())
+    assert summary.loc[0, "runs"] == 2
