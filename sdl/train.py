@@ -56,9 +56,9 @@ class TrainConfig:
     loss: str = "sdl"
     loss_options: dict = field(default_factory=dict)
     epochs: int = 10
-    batch_size: int = 256
+    batch_size: int = 128
     temperature: float = 0.1
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup_epochs: float = 0.5  # linear warmup, then cosine decay to 0 (per step)
     seed: int = 0

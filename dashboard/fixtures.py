@@ -1,0 +1,128 @@
+"""Synthetic run folders, written with sdl.runs like a real run: for tests and screenshots.
+
+The embeddings are built so that the pictures mean something: every item is the sum of its labels'
+prototype vectors plus noise, and ``spread`` sets how much noise (a "worse" loss gets more).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sdl.runs import (
+    CONFIG,
+    EMBEDDINGS,
+    HISTORY,
+    METRICS,
+    write_csv_atomic,
+    write_json_atomic,
+    write_npz_atomic,
+    write_status,
+)
+
+
+def sample_labels(n: int, classes: int, rng: np.random.Generator) -> np.ndarray:
+    labels = (rng.random((n, classes)) < 2.5 / classes).astype(np.uint8)
+    empty = labels.sum(1) == 0
+    labels[empty, rng.integers(0, classes, int(empty.sum()))] = 1
+    return labels
+
+
+def sample_thumbs(labels: np.ndarray) -> np.ndarray:
+    """(N, 16, 16) uint8: a bright square in one of 4x4 cells per label."""
+    n = len(labels)
+    thumbs = np.zeros((n, 16, 16), dtype=np.uint8)
+    for i, j in zip(*np.nonzero(labels), strict=True):
+        r, c = divmod(int(j) % 16, 4)
+        thumbs[i, r * 4 : r * 4 + 3, c * 4 : c * 4 + 3] = 255
+    return thumbs
+
+
+def write_sample_run(
+    path: str | os.PathLike,
+    loss: str = "sdl",
+    seed: int = 0,
+    n: int = 300,
+    classes: int = 6,
+    dim: int = 16,
+    epochs: int = 5,
+    spread: float = 0.3,
+    state: str = "done",
+    texts: bool = False,
+) -> Path:
+    """Write a complete run folder (config, status, history, metrics, embeddings) and return it."""
+    path = Path(path)
+    rng = np.random.default_rng(seed)
+    data_rng = np.random.default_rng(1234)  # the same items in every run, as on a shared test split
+    labels = sample_labels(n, classes, data_rng)
+    prototypes = data_rng.normal(size=(classes, dim))
+    embeddings = labels @ prototypes + spread * rng.normal(size=(n, dim)) * np.sqrt(classes)
+    ids = np.arange(1000, 1000 + n, dtype=np.int64)
+    arrays = {
+        "embeddings": embeddings.astype(np.float32),
+        "labels": labels,
+        "ids": ids,
+        "label_names": np.array([f"c{i}" for i in range(classes)]),
+    }
+    if texts:
+        arrays["texts"] = np.array(
+            [f"item {i} with labels {np.flatnonzero(r)}" for i, r in zip(ids, labels, strict=True)]
+        )
+    else:
+        arrays["thumbs"] = sample_thumbs(labels)
+    write_json_atomic(
+        path / CONFIG,
+        {
+            "dataset": "synthetic",
+            "loss": loss,
+            "seed": seed,
+            "epochs": epochs,
+            "temperature": 0.1,
+            "batch_size": 64,
+        },
+    )
+    done = epochs if state != "running" else max(1, epochs // 2)
+    history = pd.DataFrame(
+        {
+            "epoch": np.arange(1, done + 1),
+            "loss": 5.0 * np.exp(-np.arange(done) / (2 + spread * 4)) + rng.random(done) * 0.1,
+            "lr": np.full(done, 1e-3),
+            "seconds": np.full(done, 1.5),
+            "anchors_without_positives": np.zeros(done, dtype=int),
+        }
+    )
+    write_csv_atomic(path / HISTORY, history)
+    write_npz_atomic(path / EMBEDDINGS, **arrays)
+    if state == "done":
+        write_json_atomic(
+            path / METRICS,
+            {
+                "mAP": float(0.9 - spread * 0.5 + rng.random() * 0.02),
+                "micro_f1": float(0.8 - spread * 0.4 + rng.random() * 0.02),
+                "macro_f1": float(0.75 - spread * 0.4 + rng.random() * 0.02),
+                "retrieval": {"precision@10": float(0.7 - spread * 0.3)},
+                "relation_profile": {"R1": 0.1, "R2": 0.9},
+            },
+        )
+    write_status(
+        path, state, epoch=done, epochs=epochs, error=None if state != "failed" else "boom"
+    )
+    return path
+
+
+SPREADS = {"sdl": 0.15, "all": 0.3, "any": 0.35, "jaccard": 0.25, "mulsupcon": 0.3, "bce": 0.5}
+
+
+def write_sample_runs(
+    root: str | os.PathLike, losses=("sdl", "all", "mulsupcon"), seeds=(0, 1), **kw
+) -> list[Path]:
+    """One run per loss and seed under ``root``, named ``<loss>-s<seed>``."""
+    root = Path(root)
+    return [
+        write_sample_run(root / f"{loss}-s{seed}", loss, seed, spread=SPREADS.get(loss, 0.3), **kw)
+        for loss in losses
+        for seed in seeds
+    ]

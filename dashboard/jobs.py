@@ -1,0 +1,307 @@
+"""Training runs started from the dashboard: each one a separate process, watched through files.
+
+A job writes nothing but what ``python -m sdl train`` writes into ``<runs>/<name>/``; the dashboard
+keeps its own notes beside the runs, in ``<runs>/.jobs/<name>.json`` (command, pid, whether the user
+cancelled it) and ``<runs>/.jobs/<name>.log`` (the process's stdout and stderr). So a job that dies
+before it writes anything still shows why, and a page reload (or a new browser tab) finds it again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dashboard.sources import REPO
+from sdl.runs import CONFIG, STATUS, write_json_atomic
+
+JOBS_DIR = ".jobs"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+LIMITS = {"epochs": (1, 200), "batch_size": (8, 1024), "temperature": (0.01, 1.0)}
+DEVICES = ("auto", "cpu", "cuda")
+STALE_SECONDS = 600
+
+# Popen objects of the jobs this server process started (so that finished children are reaped).
+_PROCESSES: dict[str, subprocess.Popen] = {}
+
+
+@dataclass
+class TrainRequest:
+    name: str
+    dataset: str
+    loss: str
+    epochs: int = 10
+    batch_size: int = 128
+    temperature: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+
+    def problems(self) -> list[str]:
+        out = []
+        if not NAME_PATTERN.match(self.name):
+            out.append(
+                "The run name may use letters, digits, '.', '_' and '-' (up to 80, not starting "
+                "with '.' or '-')."
+            )
+        for key, (low, high) in LIMITS.items():
+            value = getattr(self, key)
+            if not low <= value <= high:
+                out.append(
+                    f"{key.replace('_', ' ')} must be between {low} and {high}, got {value}."
+                )
+        if self.device not in DEVICES:
+            out.append(f"device must be one of {DEVICES}.")
+        return out
+
+    def command(self, out_dir: Path) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "sdl",
+            "train",
+            "--dataset",
+            self.dataset,
+            "--loss",
+            self.loss,
+            "--epochs",
+            str(int(self.epochs)),
+            "--batch-size",
+            str(int(self.batch_size)),
+            "--temperature",
+            f"{float(self.temperature):g}",
+            "--seed",
+            str(int(self.seed)),
+            "--device",
+            self.device,
+            "--out",
+            str(out_dir),
+        ]
+
+
+def _job_files(runs_root: Path, name: str) -> tuple[Path, Path]:
+    folder = runs_root / JOBS_DIR
+    return folder / f"{name}.json", folder / f"{name}.log"
+
+
+def start(runs_root: Path, request: TrainRequest, command: list[str] | None = None) -> Path:
+    """Start a training process for ``request``; returns the run folder it will write.
+
+    ``command`` replaces the ``python -m sdl train ...`` command line (tests use a stand-in).
+
+    Raises:
+        ValueError: if the request is invalid or a run or job of that name exists.
+    """
+    problems = request.problems()
+    if problems:
+        raise ValueError(" ".join(problems))
+    out_dir = runs_root / request.name
+    meta_path, log_path = _job_files(runs_root, request.name)
+    if out_dir.exists() or meta_path.exists():
+        raise ValueError(f"A run named {request.name!r} exists already; choose another name.")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = command or request.command(out_dir)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: cancel stops it and its children
+            env=env,
+        )
+    _PROCESSES[str(out_dir)] = process
+    write_json_atomic(
+        meta_path,
+        {
+            "name": request.name,
+            "pid": process.pid,
+            "command": command,
+            "request": request.__dict__,
+            "started": time.time(),
+            "cancelled": False,
+        },
+    )
+    return out_dir
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live (not zombie) process of ours."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    except OSError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True  # no /proc (not Linux): os.kill said it exists
+
+
+def process_alive(out_dir: Path, pid: int | None) -> bool | None:
+    """True/False if we can tell whether the run's process lives, None if no pid is known."""
+    process = _PROCESSES.get(str(out_dir))
+    if process is not None:
+        return process.poll() is None
+    if pid is None:
+        return None
+    return _pid_alive(int(pid))
+
+
+def exit_code(out_dir: Path) -> int | None:
+    process = _PROCESSES.get(str(out_dir))
+    return None if process is None else process.poll()
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _config_summary(out_dir: Path) -> dict:
+    """What a run started elsewhere was asked to do, from its config.json."""
+    config = _read_json(out_dir / CONFIG) or {}
+    keys = ("loss", "dataset", "device", "epochs")
+    return {k: config[k] for k in keys if k in config}
+
+
+def log_tail(path: Path, lines: int = 25) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+@dataclass
+class JobView:
+    """What the Training page shows for one run."""
+
+    name: str
+    path: Path
+    state: str  # starting | running | done | failed | stopped | cancelled | unknown
+    epoch: int | None = None
+    epochs: int | None = None
+    error: str | None = None
+    log: str = ""
+    pid: int | None = None
+    started: float | None = None
+    request: dict = field(default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("starting", "running")
+
+    @property
+    def progress(self) -> float:
+        if not self.epochs or self.epoch is None:
+            return 0.0
+        return max(0.0, min(1.0, self.epoch / self.epochs))
+
+
+def job_names(runs_root: Path) -> list[str]:
+    """Names of jobs started from the dashboard, newest first."""
+    folder = runs_root / JOBS_DIR
+    if not folder.is_dir():
+        return []
+    metas = [(p.stat().st_mtime, p.stem) for p in folder.glob("*.json")]
+    return [name for _, name in sorted(metas, reverse=True)]
+
+
+def view(runs_root: Path, name: str) -> JobView:
+    """The state of run ``name``: from its status.json, its job notes, and whether its process lives.
+
+    A run whose status still says "running" while its process is gone is "stopped" (or "cancelled"
+    when the user cancelled it); a failed run carries its error, else the end of its log.
+    """
+    out_dir = runs_root / name
+    meta_path, log_path = _job_files(runs_root, name)
+    meta = _read_json(meta_path) or {}
+    status = _read_json(out_dir / STATUS)
+    pid = (status or {}).get("pid") or meta.get("pid")
+    alive = process_alive(out_dir, pid)
+    job = JobView(
+        name=name,
+        path=out_dir,
+        state="unknown",
+        pid=pid,
+        started=meta.get("started"),
+        request=meta.get("request") or _config_summary(out_dir),
+        log=log_tail(log_path),
+    )
+    if status:
+        job.epoch = status.get("epoch")
+        job.epochs = status.get("epochs")
+        job.error = status.get("error")
+    state = (status or {}).get("state")
+    if state == "done":
+        job.state = "done"
+    elif state == "failed":
+        job.state = "failed"
+        job.error = job.error or "the run failed without a message; see its log"
+    elif alive:
+        job.state = "running" if status else "starting"
+    elif alive is None and state == "running":
+        # No pid to check (a run started elsewhere): trust status.json while it keeps being updated.
+        quiet = time.time() - float((status or {}).get("updated", 0))
+        if quiet < STALE_SECONDS:
+            job.state = "running"
+        else:
+            job.state = "stopped"
+            job.error = f"no progress for {quiet / 60:.0f} minutes and no process to check"
+    elif meta.get("cancelled"):
+        job.state = "cancelled"
+    elif alive is False or meta:
+        job.state = "stopped"
+        code = exit_code(out_dir)
+        job.error = (
+            f"the training process ended (exit code {code}) without finishing"
+            if code is not None
+            else "the training process is gone but the run never finished"
+        )
+    return job
+
+
+def cancel(runs_root: Path, name: str) -> bool:
+    """Stop run ``name``'s process group (SIGTERM) and note the cancel. False if it was not running."""
+    out_dir = runs_root / name
+    meta_path, _ = _job_files(runs_root, name)
+    meta = _read_json(meta_path)
+    status = _read_json(out_dir / STATUS) or {}
+    pid = (meta or {}).get("pid") or status.get("pid")
+    if pid is None or not process_alive(out_dir, pid):
+        return False
+    pid = int(pid)
+    try:
+        group = os.getpgid(pid)
+        if group == os.getpgrp():  # never signal the dashboard's own group
+            os.kill(pid, signal.SIGTERM)
+        elif group == pid:  # started with its own session (by us): stop its children too
+            os.killpg(pid, signal.SIGTERM)
+        else:
+            os.kill(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return False
+    if meta is not None:
+        meta["cancelled"] = True
+        write_json_atomic(meta_path, meta)
+    process = _PROCESSES.get(str(out_dir))
+    if process is not None:
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(pid, signal.SIGKILL)
+            process.wait(timeout=5)
+    return True

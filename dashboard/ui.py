@@ -1,0 +1,202 @@
+"""Streamlit pieces every page uses: the runs folder, loading runs (cached), run cards, downloads."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+from PIL import Image
+
+from dashboard import sources
+from dashboard.sources import RunRef
+from sdl.runs import EMBEDDINGS, Run, RunError, read_embeddings
+
+RUNS_DIR_KEY = "runs_dir"
+STATE_ICONS = {
+    "done": ":green[:material/check_circle:]",
+    "running": ":blue[:material/progress_activity:]",
+    "failed": ":red[:material/error:]",
+    "unknown": ":gray[:material/help:]",
+}
+
+
+# --- where runs come from -------------------------------------------------------------------------
+
+
+def sidebar_runs_folder() -> Path | None:
+    """The sidebar's runs-folder box; returns the folder, or None (with the reason shown) if refused."""
+    with st.sidebar:
+        st.text_input(
+            "Runs folder",
+            value=sources.DEFAULT_RUNS,
+            key=RUNS_DIR_KEY,
+            help="Runs in this folder appear beside the demo. Relative to the project folder.",
+        )
+        path, problem = sources.resolve_runs_dir(st.session_state.get(RUNS_DIR_KEY, ""))
+        if problem:
+            st.error(problem)
+        elif not path.is_dir():
+            st.caption(f"`{path.name}/` does not exist yet; runs you start will be written there.")
+    return path
+
+
+def runs_folder() -> Path | None:
+    path, _ = sources.resolve_runs_dir(st.session_state.get(RUNS_DIR_KEY, sources.DEFAULT_RUNS))
+    return path
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _load_folder(root: str, source: str, signature: tuple) -> tuple[list, list[str]]:
+    del signature  # only part of the cache key: a changed run file reloads the folder
+    return sources.load_folder(Path(root), source)
+
+
+def all_runs() -> tuple[list[tuple[RunRef, Run]], list[str]]:
+    """The demo runs, then the runs folder's runs; and messages for folders that are not runs."""
+    found: list[tuple[RunRef, Run]] = []
+    errors: list[str] = []
+    folders = [(sources.demo_dir(), "demo")]
+    user = runs_folder()
+    if user is not None and user != sources.demo_dir():
+        folders.append((user, "runs"))
+    for root, source in folders:
+        refs, problems = _load_folder(str(root), source, sources.folder_signature(root))
+        found.extend(refs)
+        errors.extend(problems)
+    return found, errors
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _embeddings(path: str, mtime_ns: int) -> dict[str, np.ndarray]:
+    del mtime_ns
+    return read_embeddings(path)
+
+
+def run_arrays(ref: RunRef) -> tuple[dict[str, np.ndarray] | None, str | None]:
+    """The run's held-out arrays (cached), or None and what is wrong with them."""
+    file = ref.path / EMBEDDINGS
+    try:
+        mtime = file.stat().st_mtime_ns
+    except OSError:
+        return None, f"{ref.key}: no {EMBEDDINGS} (the run has not finished evaluating)"
+    try:
+        return _embeddings(str(ref.path), mtime), None
+    except RunError as exc:
+        return None, f"{ref.key}: {exc}"
+
+
+def label_names(run: Run, arrays: dict[str, np.ndarray]) -> list[str]:
+    count = arrays["labels"].shape[1]
+    names = arrays.get("label_names")
+    if names is None:
+        names = run.config.get("label_names")
+    if names is None or len(names) != count:
+        return [str(i) for i in range(count)]
+    return [str(n) for n in names]
+
+
+def with_embeddings(runs: list[tuple[RunRef, Run]]) -> list[tuple[RunRef, Run]]:
+    return [(ref, run) for ref, run in runs if run.has_embeddings]
+
+
+def default_keys(
+    runs: list[tuple[RunRef, Run]], preferred: tuple[str, ...], limit: int
+) -> list[str]:
+    """Up to ``limit`` run keys: the first run of each preferred loss, in that order, then the rest."""
+    keys: list[str] = []
+    for loss in preferred:
+        match = next(
+            (ref.key for ref, run in runs if run.loss == loss and ref.key not in keys), None
+        )
+        if match:
+            keys.append(match)
+    keys += [ref.key for ref, _ in runs if ref.key not in keys]
+    return keys[:limit]
+
+
+# --- showing runs -----------------------------------------------------------------------------------
+
+
+def run_title(ref: RunRef, run: Run) -> str:
+    return f"{STATE_ICONS.get(run.state, STATE_ICONS['unknown'])} **{ref.key}** · {run.loss} · {run.dataset} · seed {run.seed}"
+
+
+def show_problems(run_errors: list[str], runs: list[tuple[RunRef, Run]]) -> None:
+    """A warning for every unreadable folder and every run with problems; nothing else stops."""
+    for message in run_errors:
+        st.warning(f"Not a readable run: {message}", icon=":material/warning:")
+    for ref, run in runs:
+        if run.problems:
+            st.warning(f"**{ref.key}**: " + "; ".join(run.problems), icon=":material/warning:")
+
+
+def run_card(ref: RunRef, run: Run) -> None:
+    """A run's name, loss, dataset, seed and state; its problems, if any, in the card."""
+    with st.container(border=True):
+        st.markdown(run_title(ref, run))
+        if run.problems:
+            st.caption(":material/warning: " + "; ".join(run.problems))
+        elif run.metrics:
+            shown = {k: v for k, v in run.metrics.items() if isinstance(v, int | float)}
+            st.caption(" · ".join(f"{k} {v:.3f}" for k, v in list(shown.items())[:3]))
+
+
+# --- images -----------------------------------------------------------------------------------------
+
+
+def thumb_image(thumb: np.ndarray, size: int = 64) -> Image.Image:
+    """A PIL image of a (H, W) or (H, W, 3) uint8 thumbnail, enlarged without blurring."""
+    image = Image.fromarray(np.asarray(thumb, dtype=np.uint8))
+    scale = max(1, size // max(image.size))
+    return image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+
+
+def thumb_data_uri(thumb: np.ndarray, size: int = 48) -> str:
+    buffer = io.BytesIO()
+    thumb_image(thumb, size).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+# --- downloads ----------------------------------------------------------------------------------------
+
+
+def download_figure(fig: go.Figure, name: str, key: str) -> None:
+    st.download_button(
+        "Download figure (HTML)",
+        # Made only when clicked; plotly.js is inlined so the file works offline.
+        lambda: fig.to_html(include_plotlyjs=True, full_html=True).encode(),
+        file_name=f"{name}.html",
+        mime="text/html",
+        key=key,
+        on_click="ignore",
+        icon=":material/download:",
+    )
+
+
+def download_table(frame, name: str, key: str) -> None:
+    st.download_button(
+        "Download table (CSV)",
+        frame.to_csv().encode(),
+        file_name=f"{name}.csv",
+        mime="text/csv",
+        key=key,
+        on_click="ignore",
+        icon=":material/download:",
+    )
+
+
+def relation_legend() -> None:
+    from dashboard.style import RELATION_COLORS, RELATION_HELP
+
+    chips = " ".join(
+        f'<span style="background:{color};color:{"#222" if key in ("R1", "R3") else "white"};'
+        f'padding:2px 8px;border-radius:10px;margin-right:6px;font-size:0.85rem" '
+        f'title="{html.escape(RELATION_HELP[key])}">{key} {RELATION_HELP[key].split(":")[0]}</span>'
+        for key, color in RELATION_COLORS.items()
+    )
+    st.markdown(chips, unsafe_allow_html=True)

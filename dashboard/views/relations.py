@@ -1,0 +1,547 @@
+"""Relations: what R1..R5 are in a batch, what weight each loss gives them, and how one anchor pulls."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard import analysis, ui
+from dashboard.analysis import COMPARED_LOSSES, MAX_BATCH, SdlOptions
+from dashboard.style import (
+    LOSS_COLORS,
+    RELATION_COLORS,
+    RELATION_LABELS,
+    RELATIONS_CAPTION,
+    relation_colorscale,
+)
+from sdl.relations import DISSIMILARITY_FORMS, SIMILARITY_FORMS, WEIGHT_COMPONENTS, Relation
+
+SOURCES = ("A run's held-out set", "A dataset", "Generate", "Type")
+EXAMPLE_SETS = ["0,1,2", "0,1,2", "0,1", "0,1,2,3", "0,3", "3,4", "2", "1,2,5", "0,1,2,4,5", "4,5"]
+RELATION_ORDER = [r.short for r in Relation]
+
+
+@dataclass
+class Batch:
+    labels: np.ndarray  # (B, C) uint8
+    names: list[str]
+    thumbs: np.ndarray | None = None
+    texts: np.ndarray | None = None
+    embeddings: np.ndarray | None = None
+    temperature: float = 0.1
+    origin: str = ""
+
+    @property
+    def token(self) -> str:
+        """Short fingerprint of the label matrix: widgets tied to this batch reset when it changes."""
+        return hashlib.sha1(self.labels.tobytes() + str(self.labels.shape).encode()).hexdigest()[:8]
+
+
+# --- cached work ------------------------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
+def _dataset(name: str, seed: int):
+    from sdl.data import load_dataset
+
+    return load_dataset(name, seed=seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _relations(labels: np.ndarray, options: SdlOptions) -> analysis.BatchRelations:
+    return analysis.batch_relations(labels, options)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _weights_by_relation(
+    labels: np.ndarray, anchor: int | None, options: SdlOptions
+) -> pd.DataFrame:
+    return analysis.weights_by_relation(labels, anchor, COMPARED_LOSSES, options)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _loss_terms(embeddings, labels, anchor, loss, temperature, options):
+    return analysis.anchor_loss_terms(embeddings, labels, anchor, loss, temperature, options)
+
+
+def _subset(n: int, size: int, seed: int) -> np.ndarray:
+    size = min(size, n)
+    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+
+
+# --- choosing a batch -------------------------------------------------------------------------
+
+
+def choose_source(has_runs: bool) -> str:
+    options = SOURCES if has_runs else SOURCES[1:]
+    return st.radio(
+        "Where the batch comes from",
+        options,
+        horizontal=True,
+        key="rel_source",
+        help="A batch of label sets: drawn from a run's held-out items (with their embeddings), "
+        "from a dataset, generated at random, or typed by hand.",
+    )
+
+
+def batch_from_run() -> Batch | None:
+    runs, _ = ui.all_runs()
+    runs = ui.with_embeddings(runs)
+    by_key = {ref.key: (ref, run) for ref, run in runs}
+    default = ui.default_keys(runs, ("sdl",), 1)
+    cols = st.columns([3, 2, 1])
+    key = cols[0].selectbox(
+        "Run",
+        list(by_key),
+        index=list(by_key).index(default[0]) if default else 0,
+        key="rel_run",
+    )
+    size = cols[1].slider("Batch size", 8, MAX_BATCH, 64, step=8, key="rel_run_batch")
+    seed = cols[2].number_input("Draw seed", 0, 10_000, 0, key="rel_run_seed")
+    ref, run = by_key[key]
+    arrays, problem = ui.run_arrays(ref)
+    if problem:
+        st.error(problem)
+        return None
+    rows = _subset(len(arrays["labels"]), size, int(seed))
+    return Batch(
+        labels=arrays["labels"][rows].astype(np.uint8),
+        names=ui.label_names(run, arrays),
+        thumbs=arrays["thumbs"][rows] if "thumbs" in arrays else None,
+        texts=arrays["texts"][rows] if "texts" in arrays else None,
+        embeddings=arrays["embeddings"][rows],
+        temperature=float(run.config.get("temperature", 0.1)),
+        origin=f"{len(rows)} held-out items of {ref.key}",
+    )
+
+
+def batch_from_dataset() -> Batch | None:
+    from sdl.data import DATASETS
+
+    names = [n for n, info in DATASETS.items() if info.kind in ("image", "tabular")]
+    cols = st.columns([3, 2, 1])
+    name = cols[0].selectbox("Dataset", names, key="rel_dataset")
+    size = cols[1].slider("Batch size", 8, MAX_BATCH, 64, step=8, key="rel_data_batch")
+    seed = int(cols[2].number_input("Draw seed", 0, 10_000, 0, key="rel_data_seed"))
+    missing = DATASETS[name].missing(None)
+    if missing:
+        st.warning(f"{name} is not available here: {missing}")
+        return None
+    try:
+        splits = _dataset(name, 0)
+    except Exception as exc:  # a loader that fails must not take the page down
+        st.error(f"Could not load {name}: {exc}")
+        return None
+    test = splits.test
+    rows = _subset(len(test), size, seed)
+    return Batch(
+        labels=test.labels[rows].astype(np.uint8),
+        names=list(test.label_names),
+        thumbs=test.thumbs[rows] if test.thumbs is not None else None,
+        texts=np.array(test.texts)[rows] if test.texts is not None else None,
+        origin=f"{len(rows)} test items of {name}",
+    )
+
+
+def batch_generated() -> Batch:
+    cols = st.columns(4)
+    classes = cols[0].slider("Labels in the vocabulary", 2, 20, 6, key="rel_gen_classes")
+    mean = cols[1].slider(
+        "Mean labels per item",
+        1.0,
+        float(classes),
+        min(2.5, float(classes)),
+        0.5,
+        key="rel_gen_mean",
+    )
+    size = cols[2].slider("Batch size", 2, MAX_BATCH, 32, key="rel_gen_batch")
+    seed = int(cols[3].number_input("Seed", 0, 10_000, 0, key="rel_gen_seed"))
+    labels = analysis.random_label_sets(size, classes, mean, seed)
+    return Batch(labels=labels, names=[str(i) for i in range(classes)], origin="generated")
+
+
+def batch_typed() -> Batch | None:
+    st.caption(
+        "One label set per row, as label numbers separated by commas (`0,2,5`); `-` is an empty set. "
+        "Add or delete rows at the table's edge."
+    )
+    edited = st.data_editor(
+        pd.DataFrame({"labels": EXAMPLE_SETS}),
+        num_rows="dynamic",
+        key="rel_typed",
+        column_config={"labels": st.column_config.TextColumn("label set", required=False)},
+        width=320,
+        height=420,
+    )
+    labels, problems = analysis.parse_label_sets(list(edited["labels"]))
+    for problem in problems:
+        st.warning(problem)
+    if len(labels) < 2:
+        st.info("Type at least two label sets.")
+        return None
+    return Batch(labels=labels, names=[str(i) for i in range(labels.shape[1])], origin="typed")
+
+
+def choose_batch() -> Batch | None:
+    runs, _ = ui.all_runs()
+    source = choose_source(bool(ui.with_embeddings(runs)))
+    if source == SOURCES[0]:
+        return batch_from_run()
+    if source == SOURCES[1]:
+        return batch_from_dataset()
+    if source == SOURCES[2]:
+        return batch_generated()
+    return batch_typed()
+
+
+def choose_variant() -> SdlOptions:
+    with st.expander("SDL variant (the options the paper leaves open, and ablations)"):
+        cols = st.columns(4)
+        similarity = cols[0].radio(
+            "Similarity K^s",
+            SIMILARITY_FORMS,
+            key="rel_sim",
+            help="anchor: |S∩T|/|S| · jaccard: |S∩T|/|S∪T|",
+        )
+        dissimilarity = cols[1].radio(
+            "Dissimilarity K^d",
+            DISSIMILARITY_FORMS,
+            key="rel_dis",
+            help="count: 1/(1+|T\\S|) · ratio: |S∩T|/|T|",
+        )
+        components = cols[2].radio(
+            "Weight uses",
+            WEIGHT_COMPONENTS,
+            key="rel_comp",
+            help="both: K^s·K^d; or one factor alone",
+        )
+        symmetric = cols[3].toggle(
+            "Symmetric", key="rel_sym", help="√(w(i,j)·w(j,i)): subset and superset pairs meet"
+        )
+    return SdlOptions(similarity, dissimilarity, components, bool(symmetric))
+
+
+def default_anchor(rel: np.ndarray) -> int:
+    """The anchor whose row shows the most relations (R2 and R5 first), so the charts have content."""
+    best, best_score = 0, -1.0
+    for i in range(len(rel)):
+        row = np.delete(rel[i], i)
+        present = {int(v) for v in np.unique(row)}
+        score = len(present) + 2 * (2 in present) + 2 * (5 in present)
+        if score > best_score:
+            best, best_score = i, score
+    return best
+
+
+def choose_anchor(batch: Batch, rel: np.ndarray) -> int:
+    return int(
+        st.number_input(
+            f"Anchor (item 0–{len(batch.labels) - 1})",
+            0,
+            len(batch.labels) - 1,
+            default_anchor(rel),
+            key=f"rel_anchor_{batch.token}",
+            help="The anchor's row of the matrix: how every other item relates to it.",
+        )
+    )
+
+
+# --- drawing ----------------------------------------------------------------------------------
+
+
+def relation_matrix_figure(rel: np.ndarray, anchor: int | None = None) -> go.Figure:
+    fig = go.Figure(
+        go.Heatmap(
+            z=rel.astype(np.int8),  # small ints travel as 1 byte each
+            colorscale=relation_colorscale(),
+            zmin=0.5,
+            zmax=5.5,
+            colorbar={
+                "tickvals": [1, 2, 3, 4, 5],
+                "ticktext": [RELATION_LABELS[k] for k in RELATION_COLORS],
+                "title": {"text": "relation"},
+                "len": 0.9,
+            },
+            hovertemplate="anchor %{y} · sample %{x}<br>R%{z}<extra></extra>",
+            xgap=1 if len(rel) <= 64 else 0,
+            ygap=1 if len(rel) <= 64 else 0,
+        )
+    )
+    if anchor is not None:
+        fig.add_shape(
+            type="rect",
+            x0=-0.5,
+            x1=len(rel) - 0.5,
+            y0=anchor - 0.5,
+            y1=anchor + 0.5,
+            line={"color": "black", "width": 2},
+        )
+    fig.update_layout(
+        title="Relation of sample (column) to anchor (row)",
+        height=480,
+        margin={"l": 50, "r": 10, "t": 50, "b": 40},
+        xaxis={"title": "sample", "constrain": "domain", "dtick": 1 if len(rel) <= 20 else None},
+        yaxis={
+            "title": "anchor",
+            "autorange": "reversed",
+            "scaleanchor": "x",
+            "dtick": 1 if len(rel) <= 20 else None,
+        },
+    )
+    return fig
+
+
+def counts_figure(counts: dict) -> go.Figure:
+    keys = [r.short for r in counts]
+    values = list(counts.values())
+    fig = go.Figure(
+        go.Bar(
+            x=values,
+            y=[RELATION_LABELS[k] for k in keys],
+            orientation="h",
+            marker_color=[RELATION_COLORS[k] for k in keys],
+            text=values,
+            textposition="auto",
+            hovertemplate="%{y}: %{x} pairs<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Pairs per relation (off-diagonal)",
+        height=300,
+        margin={"l": 10, "r": 10, "t": 50, "b": 30},
+        yaxis={"autorange": "reversed"},
+        xaxis={"title": "pairs"},
+    )
+    return fig
+
+
+def factor_figure(matrix: np.ndarray, title: str) -> go.Figure:
+    fig = go.Figure(
+        go.Heatmap(
+            z=matrix.astype(np.float32),
+            zmin=0,
+            zmax=1,
+            colorscale="Viridis",
+            hovertemplate="anchor %{y} · sample %{x}<br>%{z:.3f}<extra></extra>",
+            colorbar={"len": 0.9, "thickness": 12},
+        )
+    )
+    fig.update_layout(
+        title=title,
+        height=340,
+        margin={"l": 40, "r": 10, "t": 50, "b": 30},
+        yaxis={"autorange": "reversed", "scaleanchor": "x"},
+        xaxis={"constrain": "domain"},
+    )
+    return fig
+
+
+def weights_figure(table: pd.DataFrame, scope: str) -> go.Figure:
+    fig = px.bar(
+        table,
+        x="relation",
+        y="weight",
+        color="loss",
+        barmode="group",
+        color_discrete_map=LOSS_COLORS,
+        category_orders={"relation": RELATION_ORDER, "loss": list(COMPARED_LOSSES)},
+        text="weight",
+        hover_data={"pairs": True, "name": True},
+    )
+    fig.update_traces(texttemplate="%{y:.2f}", textposition="outside", cliponaxis=False)
+    fig.update_layout(
+        title=f"Mean pair weight per relation, {scope}",
+        height=420,
+        yaxis={"range": [0, 1.18], "title": "weight (R2 = 1)"},
+        xaxis={
+            "title": "relation of the sample to the anchor",
+            "tickvals": RELATION_ORDER,
+            "ticktext": [RELATION_LABELS[k] for k in RELATION_ORDER],
+        },
+        legend={"title": "loss", "orientation": "h", "y": 1.12, "x": 0},
+        margin={"t": 90, "b": 40},
+    )
+    return fig
+
+
+def style_relations(frame: pd.DataFrame):
+    def color(value: str) -> str:
+        c = RELATION_COLORS.get(value)
+        text = "#222" if value in ("R1", "R3") else "white"
+        return f"background-color: {c}; color: {text}" if c else ""
+
+    return frame.style.map(color, subset=["relation"]).format(
+        {c: "{:.3f}" for c in frame.columns if frame[c].dtype.kind == "f"}
+    )
+
+
+def item_view(batch: Batch, index: int) -> None:
+    labels = analysis.format_label_set(batch.labels[index], batch.names)
+    if batch.thumbs is not None:
+        st.image(ui.thumb_image(batch.thumbs[index], 128), caption=f"item {index}: {{{labels}}}")
+    else:
+        st.markdown(f"**item {index}**: {{{labels}}}")
+        if batch.texts is not None:
+            st.caption(str(batch.texts[index])[:300])
+
+
+def pairs_table(batch: Batch, anchor: int, options: SdlOptions) -> None:
+    table = analysis.anchor_pairs(batch.labels, anchor, options, batch.names)
+    table = table.sort_values(["relation", "w"], ascending=[True, False])
+    column_config = {
+        "sample": st.column_config.NumberColumn("sample", width="small"),
+        "K^s": st.column_config.NumberColumn(
+            "K^s", help="share of the anchor's labels the sample has"
+        ),
+        "K^d": st.column_config.NumberColumn(
+            "K^d", help="1/(1+labels the sample has beyond the anchor)"
+        ),
+        "w": st.column_config.NumberColumn("w = K^s·K^d", help="SDL weight of the pair"),
+    }
+    if batch.thumbs is not None and len(table) <= 256:
+        table.insert(0, "image", [ui.thumb_data_uri(batch.thumbs[j]) for j in table["sample"]])
+        column_config["image"] = st.column_config.ImageColumn("image", width="small")
+    st.dataframe(
+        style_relations(table),
+        hide_index=True,
+        height=380,
+        column_config=column_config,
+        key=f"rel_pairs_{batch.token}",
+    )
+    ui.download_table(table.drop(columns=["image"], errors="ignore"), "anchor_pairs", "dl_pairs")
+
+
+def loss_terms_section(batch: Batch, anchor: int, options: SdlOptions) -> None:
+    st.subheader("How this anchor pulls and pushes, in the run's learned space")
+    if batch.embeddings is None:
+        st.info(
+            "Choose **A run's held-out set** as the batch source to see each pair's loss term and "
+            "gradient computed on that run's embeddings."
+        )
+        return
+    cols = st.columns([2, 2, 3])
+    loss = cols[0].selectbox("Loss", COMPARED_LOSSES, key="rel_terms_loss")
+    temperature = cols[1].number_input(
+        "Temperature τ",
+        0.01,
+        1.0,
+        float(min(max(batch.temperature, 0.01), 1.0)),
+        0.01,
+        key="rel_tau",
+    )
+    table, summary = _loss_terms(
+        batch.embeddings, batch.labels, anchor, loss, float(temperature), options
+    )
+    with cols[2]:
+        m = st.columns(3)
+        m[0].metric("Anchor loss L_i", f"{summary['anchor_loss']:.3f}")
+        m[1].metric("Batch loss", f"{summary['loss']:.3f}")
+        m[2].metric("Anchors w/o positives", summary["anchors_without_positives"])
+    if not summary["anchor_has_positives"]:
+        st.warning("This anchor has no positive in the batch under this loss: it adds nothing.")
+    table["labels"] = [
+        analysis.format_label_set(batch.labels[j], batch.names) for j in table["sample"]
+    ]
+    fig = px.scatter(
+        table,
+        x="cosine",
+        y="gradient",
+        color="relation",
+        color_discrete_map=RELATION_COLORS,
+        category_orders={"relation": RELATION_ORDER},
+        hover_data={"sample": True, "labels": True, "weight": ":.3f", "term": ":.4f"},
+    )
+    fig.add_hline(y=0, line_color="#888", line_width=1)
+    fig.update_traces(marker={"size": 9, "line": {"width": 0.5, "color": "white"}})
+    fig.update_layout(
+        title="dL/d(logit) per sample: below 0 pulls it toward the anchor, above 0 pushes it away",
+        height=420,
+        xaxis_title="cosine similarity to the anchor",
+        yaxis_title="gradient on the pair's logit",
+        legend_title="relation",
+    )
+    left, right = st.columns([3, 2])
+    with left:
+        st.plotly_chart(fig, key="rel_terms_fig")
+        st.caption(
+            "Each point is one sample of the batch. A positive pair's logit gradient is "
+            "(W·softmax − w)/n: the more weight w a loss puts on the pair, the harder it pulls. "
+            "Disjoint samples (R1) only ever push."
+        )
+    with right:
+        shown = table.sort_values("gradient")[
+            ["sample", "labels", "relation", "cosine", "weight", "term", "gradient"]
+        ]
+        st.dataframe(style_relations(shown), hide_index=True, height=420, key="rel_terms_table")
+
+
+def render() -> None:
+    st.title("Relations")
+    st.markdown(RELATIONS_CAPTION)
+    ui.relation_legend()
+    batch = choose_batch()
+    if batch is None:
+        return
+    options = choose_variant()
+    rel = _relations(batch.labels, options)
+    st.caption(
+        f"Batch: {batch.origin} · {len(batch.labels)} items · {batch.labels.shape[1]} labels"
+    )
+
+    top = st.columns([3, 2])
+    with top[0]:
+        anchor_holder = st.container()
+    with top[1]:
+        anchor = choose_anchor(batch, rel.relation)
+        item_view(batch, anchor)
+        st.plotly_chart(counts_figure(rel.counts), key="rel_counts")
+    with anchor_holder:
+        st.plotly_chart(relation_matrix_figure(rel.relation, anchor), key="rel_matrix")
+
+    st.subheader("The factors: K^s, K^d and the SDL weight w")
+    st.caption(
+        "K^s = share of the anchor's labels the sample carries (1 when it has them all); "
+        "K^d = 1/(1+extra labels) (1 when it has none beyond the anchor); w = K^s·K^d is 1 only for R2."
+    )
+    cols = st.columns(3)
+    for col, matrix, title in zip(
+        cols,
+        (rel.k_s, rel.k_d, rel.weight),
+        ("K^s similarity", "K^d dissimilarity", "w = K^s · K^d"),
+        strict=True,
+    ):
+        col.plotly_chart(factor_figure(matrix, title), key=f"rel_{title[:3]}")
+
+    st.subheader(f"Anchor {anchor}: its pairs")
+    pairs_table(batch, anchor, options)
+
+    st.subheader("What weight each loss gives each relation")
+    scope = st.radio(
+        "Average over", ("this anchor", "the whole batch"), horizontal=True, key="rel_scope"
+    )
+    table = _weights_by_relation(batch.labels, anchor if scope == "this anchor" else None, options)
+    fig = weights_figure(table, scope)
+    st.plotly_chart(fig, key="rel_weights")
+    st.caption(
+        "**ALL** pulls only identical sets (R2); **ANY** pulls every overlap equally; **Jaccard** "
+        "scores overlap symmetrically; **MulSupCon** counts only the shared labels S∩T, so a "
+        "superset (R5) pulls as hard as an identical sample (its weight, the sum of 1/|P_c| over the "
+        "shared labels c, is divided by what an identical sample would get, so R2 reads 1). **SDL** keeps R2 at 1 "
+        "and lowers R5 with every extra label (≤ ½) — the R2-vs-R5 gap is the paper's point."
+    )
+    ui.download_figure(fig, "weights_by_relation", "dl_weights")
+    if scope == "this anchor":
+        missing = sorted(set(RELATION_ORDER) - set(table["relation"]))
+        if missing:
+            st.caption(f"No {', '.join(missing)} pair for this anchor in this batch.")
+
+    loss_terms_section(batch, anchor, options)
+
+
+render()

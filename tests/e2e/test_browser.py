@@ -1,0 +1,247 @@
+"""The real dashboard in headless Chromium: every page loads, the main controls work, no exception shows.
+
+Starts ``streamlit run dashboard/app.py`` on a free port, drives each page with Playwright and saves a
+screenshot of each step to ``screenshots/`` (gitignored). It opens on the embedded demo
+(assets/demo) when it exists, else on synthetic runs. Skips only when Debian's chromium is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dashboard.fixtures import write_sample_run, write_sample_runs
+from sdl import projection
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+SHOTS = REPO / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited with code {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError("the dashboard did not become healthy")
+
+
+def has_demo() -> bool:
+    """Whether the embedded demo is complete enough to drive (a half-built one is not)."""
+    demo = REPO / "assets" / "demo"
+    return demo.is_dir() and sum((p / "embeddings.npz").is_file() for p in demo.iterdir()) >= 2
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip(
+            "Debian's chromium is not installed (apt-get install -y chromium, or make chromium)"
+        )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    work = tmp_path_factory.mktemp("browser")
+    if not has_demo():
+        demo = work / "demo"
+        for run in write_sample_runs(demo, losses=("sdl", "all", "mulsupcon"), seeds=(0, 1), n=200):
+            with pytest.MonkeyPatch.context() as patch:  # a stand-in map: no UMAP compile here
+                patch.setattr(projection, "umap_2d", lambda x, p=None: np.asarray(x)[:, :2])
+                projection.cached_projection(run)
+        env["SDL_DASHBOARD_DEMO"] = str(demo)
+    runs = work / "runs"
+    write_sample_run(runs / "mine", "sdl", n=60)
+    (runs / "broken").mkdir()
+    (runs / "broken" / "config.json").write_text("{oops")
+    env["SDL_DASHBOARD_ROOTS"] = str(work)
+    port = free_port()
+    log = open(work / "server.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "dashboard/app.py",
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process)
+        yield {"url": url, "runs": runs, "chromium": chromium, "log": work / "server.log"}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(
+            executable_path=server["chromium"], headless=True, args=CHROMIUM_ARGS
+        )
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(90_000)
+    yield page
+    context.close()
+
+
+def settle(page, charts: int = 0, timeout: float = 120) -> None:
+    """Wait until the script finished (no running indicator) and at least ``charts`` plots drew."""
+    end = time.time() + timeout
+    page.wait_for_selector('[data-testid="stApp"]')
+    while time.time() < end:
+        running = page.locator('[data-testid="stStatusWidget"]').count()
+        drawn = page.locator(".js-plotly-plot .main-svg").count()
+        if not running and drawn >= charts:
+            page.wait_for_timeout(800)  # let the last deltas paint
+            if not page.locator('[data-testid="stStatusWidget"]').count():
+                return
+        page.wait_for_timeout(300)
+    raise TimeoutError(f"the page did not settle with {charts} charts")
+
+
+FULL_HEIGHT = """() => {
+    const main = document.querySelector('[data-testid="stMain"]') || document.body;
+    return Math.max(main.scrollHeight, document.body.scrollHeight);
+}"""
+
+
+def check(page, name: str) -> None:
+    """Screenshot the whole page (Streamlit scrolls inside its main block, so grow the viewport)."""
+    SHOTS.mkdir(exist_ok=True)
+    size = page.viewport_size
+    height = min(int(page.evaluate(FULL_HEIGHT)) + 40, 8000)
+    page.set_viewport_size({"width": size["width"], "height": max(height, size["height"])})
+    page.wait_for_timeout(1200)  # charts re-layout to the new size
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.set_viewport_size(size)
+    errors = page.locator('[data-testid="stException"]')
+    assert errors.count() == 0, f"{name}: exception on the page: {errors.first.inner_text()[:800]}"
+
+
+def use_runs_folder(page, folder: Path) -> None:
+    box = page.get_by_label("Runs folder", exact=True).and_(page.locator("input"))
+    box.fill(str(folder))
+    box.press("Enter")
+
+
+def test_relations_page(server, page):
+    page.goto(server["url"])
+    settle(page, charts=5)
+    assert page.get_by_text("Relations").first.is_visible()
+    check(page, "1-relations-run")
+    page.get_by_text("Generate", exact=True).click()
+    settle(page, charts=5)
+    check(page, "1-relations-generated")
+    page.get_by_text("Type", exact=True).click()
+    settle(page, charts=5)
+    check(page, "1-relations-typed")
+
+
+def test_training_page(server, page):
+    page.goto(f"{server['url']}/training")
+    settle(page)
+    use_runs_folder(page, server["runs"])
+    settle(page)
+    page.get_by_label("Run name", exact=True).and_(page.locator("input")).fill("browser-run")
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("Started").first.wait_for()
+    page.get_by_role("button", name="Cancel").first.wait_for(timeout=60_000)
+    check(page, "2-training-running")
+    page.get_by_role("button", name="Cancel").first.click()
+    page.get_by_text("Cancelled by you").first.wait_for(timeout=60_000)
+    settle(page)
+    check(page, "2-training-cancelled")
+
+
+def test_space_page(server, page):
+    page.goto(f"{server['url']}/space")
+    settle(page, charts=2, timeout=240)
+    check(page, "3-space")
+    anchor = page.get_by_label("Anchor item", exact=True).and_(page.locator("input"))
+    before = anchor.input_value()
+    # Clicking a point on a map makes it the anchor (plotly selection event -> rerun).
+    points = page.locator(".js-plotly-plot .scatterlayer .trace .points path")
+    box = next(
+        b
+        for b in (points.nth(i).bounding_box() for i in range(5, 60))
+        if b and b["width"] < 12  # a map point, not the anchor's star
+    )
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.wait_for_timeout(500)  # plotly selects the hovered point on click
+    page.mouse.click(x, y)
+    page.wait_for_function(
+        "([v]) => { const e = document.querySelector('input[aria-label=\"Anchor item\"]');"
+        " return e && e.value !== v; }",
+        arg=[before],
+        timeout=60_000,
+    )
+    settle(page, charts=2)
+    check(page, "3-space-clicked")
+    page.get_by_text("number of labels", exact=True).click()
+    settle(page, charts=2)
+    check(page, "3-space-by-count")
+
+
+def test_compare_page(server, page):
+    page.goto(f"{server['url']}/compare")
+    settle(page, charts=2)
+    check(page, "4-compare")

@@ -1,0 +1,116 @@
+"""dashboard.sources and dashboard.jobs: allowed folders, and training processes watched via files."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+
+from dashboard import jobs, sources
+from dashboard.fixtures import write_sample_run
+from sdl.runs import write_status
+
+
+@pytest.mark.parametrize("text", ["../elsewhere", "runs/../../x", "/etc", "/tmp/../etc", "  "])
+def test_runs_folder_refuses_escapes(text, monkeypatch):
+    monkeypatch.delenv(sources.ROOTS_ENV, raising=False)
+    path, problem = sources.resolve_runs_dir(text)
+    assert path is None and problem
+
+
+def test_runs_folder_inside_the_roots(tmp_path, monkeypatch):
+    monkeypatch.delenv(sources.ROOTS_ENV, raising=False)
+    path, problem = sources.resolve_runs_dir("runs")
+    assert problem is None and path == sources.REPO / "runs"
+    assert sources.resolve_runs_dir(str(sources.REPO / "runs"))[0] == sources.REPO / "runs"
+    assert sources.resolve_runs_dir(str(tmp_path))[0] is None
+    monkeypatch.setenv(sources.ROOTS_ENV, str(tmp_path))
+    assert sources.resolve_runs_dir(str(tmp_path / "a"))[0] == (tmp_path / "a").resolve()
+
+
+def test_load_folder_lists_runs_and_broken_folders(tmp_path):
+    write_sample_run(tmp_path / "good", n=20)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{nope")
+    refs, errors = sources.load_folder(tmp_path, "runs")
+    assert [ref.key for ref, _ in refs] == ["runs/good"]
+    assert len(errors) == 1 and "corrupt" in errors[0]
+    before = sources.folder_signature(tmp_path)
+    write_status(tmp_path / "good", "done", epoch=9, epochs=9)
+    assert sources.folder_signature(tmp_path) != before
+
+
+def request(name="job", **kw):
+    return jobs.TrainRequest(name=name, dataset="digits-mosaic", loss="sdl", **kw)
+
+
+def test_request_validation():
+    assert request().problems() == []
+    assert request(name="../x").problems()
+    assert request(epochs=10_000).problems()
+    assert request(batch_size=2).problems()
+    assert request(device="tpu").problems()
+    command = request(epochs=3).command(sources.REPO / "runs" / "job")
+    assert command[:4] == [sys.executable, "-m", "sdl", "train"]
+    assert "--epochs" in command and "3" in command
+
+
+def stand_in(script: str) -> list[str]:
+    return [sys.executable, "-c", script]
+
+
+def wait_for(predicate, timeout=20.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_running_job_can_be_cancelled(tmp_path):
+    out = tmp_path / "job"
+    script = (
+        f"import sys, time; sys.path.insert(0, {str(sources.REPO)!r});"
+        "from sdl.runs import write_status;"
+        f"write_status({str(out)!r}, 'running', epoch=1, epochs=5, pid=__import__('os').getpid());"
+        "time.sleep(60)"
+    )
+    jobs.start(tmp_path, request(), command=stand_in(script))
+    assert wait_for(lambda: jobs.view(tmp_path, "job").state == "running")
+    view = jobs.view(tmp_path, "job")
+    assert view.active and view.progress == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="exists"):
+        jobs.start(tmp_path, request(), command=stand_in("pass"))
+    assert jobs.cancel(tmp_path, "job")
+    assert jobs.view(tmp_path, "job").state == "cancelled"
+    assert not jobs.cancel(tmp_path, "job")
+    assert jobs.job_names(tmp_path) == ["job"]
+
+
+def test_crashed_job_shows_its_log(tmp_path):
+    jobs.start(
+        tmp_path, request(), command=stand_in("import sys; print('bad dataset'); sys.exit(3)")
+    )
+    assert wait_for(lambda: not jobs.view(tmp_path, "job").active)
+    view = jobs.view(tmp_path, "job")
+    assert view.state == "stopped"
+    assert "exit code 3" in view.error
+    assert "bad dataset" in view.log
+
+
+def test_dead_process_with_running_status_is_stopped(tmp_path):
+    out = tmp_path / "orphan"
+    write_status(out, "running", epoch=2, epochs=5, pid=2**22 + 12345)  # no such process
+    assert jobs.view(tmp_path, "orphan").state == "stopped"
+    write_status(out, "running", epoch=2, epochs=5)  # no pid: trust a fresh status
+    assert jobs.view(tmp_path, "orphan").state == "running"
+
+
+def test_failed_and_done_runs(tmp_path):
+    write_status(tmp_path / "bad", "failed", epoch=1, epochs=5, error="Traceback...\nValueError: x")
+    view = jobs.view(tmp_path, "bad")
+    assert view.state == "failed" and "ValueError" in view.error
+    write_sample_run(tmp_path / "good", n=20)
+    assert jobs.view(tmp_path, "good").state == "done"
