@@ -304,7 +304,7 @@ def metric_direction(name: str) -> int | None:
 
 
 def metrics_summary(rows: Sequence[tuple[str, dict]]) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Mean and std over seeds of every metric, grouped by loss.
+    """Mean and sample std (NaN for one run) over seeds of every metric, grouped by loss.
 
     Args:
         rows: (loss name, metrics dict) per run.
@@ -323,7 +323,7 @@ def metrics_summary(rows: Sequence[tuple[str, dict]]) -> tuple[pd.DataFrame, dic
     frame = pd.DataFrame(records)
     grouped = frame.groupby(["loss", "metric"])["value"]
     summary = pd.DataFrame(
-        {"mean": grouped.mean(), "std": grouped.std(ddof=0), "runs": grouped.count()}
+        {"mean": grouped.mean(), "std": grouped.std(ddof=1), "runs": grouped.count()}
     )
     table = summary.unstack("metric").swaplevel(0, 1, axis=1).sort_index(axis=1)
     best: dict[str, str] = {}
@@ -353,7 +353,8 @@ def display_metrics_table(
             if pd.isna(mean):
                 cells.append("")
                 continue
-            text = f"{mean:.{digits}f} ± {std:.{digits}f}"
+            # One seed has no spread to show (sample std, as in the CLI's summary.csv).
+            text = f"{mean:.{digits}f}" if pd.isna(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
             cells.append(("★ " + text) if best.get(metric) == loss else text)
         out[metric] = cells
     out.insert(0, "runs", [int(table.loc[loss].xs("runs", level=1).max()) for loss in table.index])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from sdl.data.base import DatasetSplits
-from sdl.data.mosaic import mosaic_splits, pool_split
+from sdl.data.mosaic import pooled_digit_mosaics
 
 DESCRIPTION = "2x2 mosaics (16x16) of scikit-learn's 1,797 8x8 digits; label set = digits tiled"
 
@@ -42,16 +42,14 @@ def load(
         test_fraction: share of the 1,797 source digits kept for test mosaics.
     """
     images, classes = read_digits()
-    train_pool, test_pool, train_idx, test_idx = pool_split(images, classes, test_fraction, seed)
-    return mosaic_splits(
+    return pooled_digit_mosaics(
         "digits-mosaic",
-        train_pool,
-        test_pool,
-        [str(d) for d in range(10)],
+        images,
+        classes,
         n_train,
         n_test,
         empty_prob,
+        test_fraction,
         seed,
         DESCRIPTION,
-        source_index=(train_idx, test_idx),
     )

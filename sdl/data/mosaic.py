@@ -134,3 +134,30 @@ def pool_split(
         train_idx,
         test_idx,
     )
+
+
+def pooled_digit_mosaics(
+    name: str,
+    images: np.ndarray,
+    classes: np.ndarray,
+    n_train: int,
+    n_test: int,
+    empty_prob: float,
+    test_fraction: float,
+    seed: int,
+    description: str,
+) -> DatasetSplits:
+    """Digit mosaics whose test mosaics tile only digits held out of the training pool."""
+    train_pool, test_pool, train_idx, test_idx = pool_split(images, classes, test_fraction, seed)
+    return mosaic_splits(
+        name,
+        train_pool,
+        test_pool,
+        [str(d) for d in range(10)],
+        n_train,
+        n_test,
+        empty_prob,
+        seed,
+        description,
+        source_index=(train_idx, test_idx),
+    )
