@@ -48,9 +48,7 @@ def test_loss_on_device_matches_float64_cpu(device, name):
     expected.backward()
     assert loss.device.type == device
     assert loss.item() == pytest.approx(expected.item(), rel=1e-4)
-    torch.testing.assert_close(
-        features.grad.cpu().double(), reference.grad, rtol=1e-3, atol=1e-5
-    )
+    torch.testing.assert_close(features.grad.cpu().double(), reference.grad, rtol=1e-3, atol=1e-5)
 
 
 @pytest.mark.parametrize("device", DEVICES)
