@@ -310,6 +310,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ]
     summary = compare(configs, out, args.progress)
     print(format_summary(summary))
+    # Ship the UMAP maps with the demo so the dashboard opens without computing any.
+    from sdl.projection import project_runs  # imported here: umap takes seconds to import
+
+    project_runs(out)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"\n{out}: {size / 1e6:.1f} MB")
     return 0
