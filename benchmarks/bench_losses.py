@@ -151,17 +151,22 @@ def measure_memory(runs: dict, device: torch.device) -> dict[str, float | None]:
     return mems
 
 
+def memory_here(sizes, classes_list, device) -> dict[str, float | None]:
+    """Peak memory per "size,classes,loss", measured in this process."""
+    return {
+        f"{size},{classes},{name}": mib
+        for size in sizes
+        for classes in classes_list
+        for name, mib in measure_memory(
+            loss_runs(*make_batch(size, classes, device)), device
+        ).items()
+    }
+
+
 def memory_in_child(sizes, classes_list, device) -> dict[str, float | None]:
     """Peak memory per "size,classes,loss", measured in a child with glibc's mmap threshold fixed."""
     if device.type == "cuda":
-        return {
-            f"{size},{classes},{name}": mib
-            for size in sizes
-            for classes in classes_list
-            for name, mib in measure_memory(
-                loss_runs(*make_batch(size, classes, device)), device
-            ).items()
-        }
+        return memory_here(sizes, classes_list, device)
     if sys.platform != "linux":
         return {}
     command = [
@@ -220,15 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     sizes = [int(s) for s in (args.sizes or default_sizes).split(",")]
     classes_list = [int(c) for c in args.classes.split(",")]
     if args.memory_json:
-        memory = {
-            f"{size},{classes},{name}": mib
-            for size in sizes
-            for classes in classes_list
-            for name, mib in measure_memory(
-                loss_runs(*make_batch(size, classes, device)), device
-            ).items()
-        }
-        print(json.dumps(memory))
+        print(json.dumps(memory_here(sizes, classes_list, device)))
         return
     repeats = args.repeats or (3 if args.quick else 5)
     print("\n".join(benchmark(sizes, classes_list, device, repeats)))

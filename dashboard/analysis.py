@@ -16,7 +16,7 @@ import torch
 
 from sdl import relations
 from sdl.evaluate import relation_similarities
-from sdl.losses import build_loss
+from sdl.losses import MulSupConLoss, build_loss
 from sdl.relations import Relation
 
 #: the losses whose pair weights the Relations page compares (the label-aware contrastive ones)
@@ -163,9 +163,8 @@ def comparable_weights(
     )
     weights = weights.numpy().copy()
     if loss == "mulsupcon":
-        positives = y.sum(0).numpy() - 1  # (C,): |P_c| with one view per sample
-        inverse = np.where(positives > 0, 1.0 / np.maximum(positives, 1), 0.0)
-        identical = y.numpy() @ inverse  # (B,): weight a sample carrying all of S would get
+        # (B,): the weight a sample carrying exactly the anchor's labels would get
+        identical = MulSupConLoss.label_weights(y, 1)[0].diagonal().numpy()
         weights = np.where(
             identical[:, None] > 0, weights / np.maximum(identical[:, None], 1e-12), 0
         )

@@ -25,8 +25,8 @@ from sdl import runs
 from sdl.train import AMP_MODES, TRAIN_LOSSES, TrainConfig, evaluate_random_encoder, train
 
 METRICS = ("mAP", "micro_f1", "macro_f1", "knn_jaccard@10", "precision@10")
-COMPARE_LOSSES = "sdl,all,any,jaccard,mulsupcon,bce"
-DEMO_LOSSES = ("sdl", "all", "any", "jaccard", "mulsupcon", "bce")
+# Every multi-label loss and the bce reference: what `compare` runs by default and the demo holds.
+COMPARE_LOSSES = ("sdl", "all", "any", "jaccard", "mulsupcon", "bce")
 # The demo: small enough to build on a laptop CPU in a few minutes, big enough to separate losses.
 DEMO = {"dataset": "mnist-mosaic", "epochs": 6, "max_embeddings": 1000, "seed": 0}
 SUMMARY = "summary.csv"
@@ -49,24 +49,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def _finite_float(text: str, allow_zero: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    if not (math.isfinite(value) and (value > 0 or (allow_zero and value == 0))):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise argparse.ArgumentTypeError(f"must be a finite number {bound}, got {text}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    return _finite_float(text, allow_zero=False)
 
 
 def _nonnegative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+    return _finite_float(text, allow_zero=True)
 
 
 def _key_value(text: str) -> tuple[str, object]:
@@ -147,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="one run per loss and seed, then summary.csv")
     _add_training_args(p, with_loss=False)
-    p.add_argument("--losses", type=_loss_list, default=_loss_list(COMPARE_LOSSES))
+    p.add_argument("--losses", type=_loss_list, default=list(COMPARE_LOSSES))
     p.add_argument("--seeds", type=_seed_list, default=[0, 1, 2])
     p.add_argument("--out", required=True, help="folder of the runs and summary.csv")
 
@@ -306,7 +305,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             save_checkpoint=False,
             out=str(out / f"{loss}-seed{DEMO['seed']}"),
         )
-        for loss in DEMO_LOSSES
+        for loss in COMPARE_LOSSES
     ]
     summary = compare(configs, out, args.progress)
     print(format_summary(summary))

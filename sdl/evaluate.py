@@ -21,6 +21,19 @@ from threadpoolctl import threadpool_limits
 from sdl.relations import Relation, relation_matrix
 
 
+def seeded_subset(n: int, cap: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded random subset of at most ``cap`` of ``n`` items (all if None)."""
+    if cap is None or n <= cap:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, cap, replace=False))
+
+
+def unit_rows(embeddings: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32), so that dot products are cosine similarities."""
+    x = np.asarray(embeddings, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 def relation_similarities(
     embeddings: np.ndarray,
     labels: np.ndarray,
@@ -47,14 +60,11 @@ def relation_similarities(
             f"embeddings (N, D) and labels (N, C) must agree, got {emb.shape} and {lab.shape}"
         )
     anchors = np.flatnonzero(lab.sum(1) > 0)
-    if max_anchors is not None and len(anchors) > max_anchors:
-        anchors = np.sort(np.random.default_rng(seed).choice(anchors, max_anchors, replace=False))
-    unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    anchors = anchors[seeded_subset(len(anchors), max_anchors, seed)]
+    unit = unit_rows(emb)
     sims = unit[anchors] @ unit.T  # (A, N): cosine of each chosen anchor to every item
     lab_t = torch.as_tensor(lab.astype(np.float32))
-    rel = relation_matrix(
-        lab_t[anchors], lab_t
-    ).numpy()  # (A, N): relation of each item to each anchor
+    rel = relation_matrix(lab_t[anchors], lab_t).numpy()  # (A, N): relation to each anchor
     not_self = np.ones_like(sims, dtype=bool)
     not_self[np.arange(len(anchors)), anchors] = False
     return {r: sims[(rel == int(r)) & not_self] for r in Relation}

@@ -389,17 +389,25 @@ class MulSupConLoss(WeightedSupConLoss):
     def __init__(self, temperature: float = 0.07, chunk_size: int | None = None):
         super().__init__(temperature, "count", chunk_size)
 
-    def view_weights(self, labels, batch, views, dtype, device):
-        y = labels.to(device=device, dtype=dtype)  # (B, C)
+    @staticmethod
+    def label_weights(y: Tensor, views: int) -> tuple[Tensor, Tensor]:
+        """(B, B) weights sum_{c in S n T} 1/|P_c| between samples, and (B,) rows with a positive.
+
+        The diagonal is what a sample carrying exactly the anchor's labels gets, sum_{c in S} 1/|P_c|.
+        """
         positives_per_label = views * y.sum(0) - 1  # (C,): |P_c(i)| for any view i carrying c
         has_rows = positives_per_label > 0
         inverse = torch.where(
             has_rows, 1.0 / positives_per_label.clamp_min(1), torch.zeros_like(positives_per_label)
         )
         weights = (y * inverse) @ y.T  # (B, B): sum over shared labels c of 1/|P_c|
-        weights = expand_views(weights, views)  # (N, N)
-        rows = (y * has_rows).sum(1).repeat_interleave(views)  # (N,): rows with a positive
-        return weights, rows, rows
+        return weights, (y * has_rows).sum(1)
+
+    def view_weights(self, labels, batch, views, dtype, device):
+        y = labels.to(device=device, dtype=dtype)  # (B, C)
+        weights, rows = self.label_weights(y, views)
+        rows = rows.repeat_interleave(views)  # (N,): rows with a positive
+        return expand_views(weights, views), rows, rows
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}"

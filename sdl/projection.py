@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from scipy.linalg import orthogonal_procrustes
 
+from sdl.evaluate import seeded_subset, unit_rows
 from sdl.relations import Relation, relation_matrix
 from sdl.runs import EMBEDDINGS, RunError, read_embeddings, write_npz_atomic
 
@@ -251,11 +252,6 @@ def align_projections(
 # --- neighbours -----------------------------------------------------------------------------------
 
 
-def unit_rows(embeddings: np.ndarray) -> np.ndarray:
-    x = np.asarray(embeddings, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def nearest_neighbours(
     embeddings: np.ndarray, query: int, k: int = 8
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -297,9 +293,7 @@ def neighbour_relation_shares(
     n = len(unit)
     if n < 2:
         return dict.fromkeys(Relation, 0.0)
-    queries = np.arange(n)
-    if max_items is not None and n > max_items:
-        queries = np.sort(np.random.default_rng(seed).choice(n, max_items, replace=False))
+    queries = seeded_subset(n, max_items, seed)
     k = min(int(k), n - 1)
     sims = unit[queries] @ unit.T  # (Q, N)
     sims[np.arange(len(queries)), queries] = -np.inf

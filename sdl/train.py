@@ -324,17 +324,10 @@ def write_history(run_dir: Path, history: list[dict]) -> None:
     runs.write_csv_atomic(run_dir / runs.HISTORY, pd.DataFrame(history, columns=HISTORY_COLUMNS))
 
 
-def subset(n: int, cap: int, seed: int) -> np.ndarray:
-    """Sorted indices of a seeded random subset of at most ``cap`` of ``n`` items."""
-    if n <= cap:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, cap, replace=False))
-
-
 def evaluate_model(model: Model, data: DatasetSplits, config: TrainConfig, device) -> tuple:
     """Held-out metrics of the frozen encoder, and the test embeddings and indices to store."""
     model.eval()
-    train_rows = subset(len(data.train), config.max_eval_train, config.seed)
+    train_rows = evaluate.seeded_subset(len(data.train), config.max_eval_train, config.seed)
     train_emb = evaluate.embed(model.encode, data.train.inputs[train_rows], device)
     test_emb = evaluate.embed(model.encode, data.test.inputs, device)
     metrics = evaluate.evaluate_embeddings(
@@ -344,7 +337,7 @@ def evaluate_model(model: Model, data: DatasetSplits, config: TrainConfig, devic
 
 
 def write_embeddings(run_dir: Path, test_emb: np.ndarray, data: DatasetSplits, cap: int, seed: int):
-    rows = subset(len(data.test), cap, seed)
+    rows = evaluate.seeded_subset(len(data.test), cap, seed)
     arrays = {
         "embeddings": test_emb[rows].astype(np.float32),
         "labels": data.test.labels[rows].astype(np.uint8),
@@ -417,6 +410,12 @@ def train(
         progress = sys.stderr.isatty()
     progress = progress and dist.main
     epoch = 0
+
+    def status(state: str, done_epochs: int, **extra: object) -> None:
+        runs.write_status(
+            run_dir, state, epoch=done_epochs, epochs=config.epochs, pid=os.getpid(), **extra
+        )
+
     try:
         data = data if data is not None else load_data(config)
         if data.train.labels.shape[1] != data.test.labels.shape[1]:
@@ -467,9 +466,7 @@ def train(
 
         for epoch in range(start_epoch, config.epochs + 1):
             if dist.main:
-                runs.write_status(
-                    run_dir, "running", epoch=epoch - 1, epochs=config.epochs, pid=os.getpid()
-                )
+                status("running", epoch - 1)
             started = time.perf_counter()
             net.train()
             order_gen = epoch_generator(config.seed, epoch, 0, torch.device("cpu"))
@@ -510,9 +507,7 @@ def train(
             if dist.main:
                 write_history(run_dir, history)
                 save_checkpoint(checkpoint_path, model, opt, scaler, sched, epoch, history)
-                runs.write_status(
-                    run_dir, "running", epoch=epoch, epochs=config.epochs, pid=os.getpid()
-                )
+                status("running", epoch)
                 if progress:
                     row = history[-1]
                     print(
@@ -524,14 +519,7 @@ def train(
                 return run_dir
 
         if dist.main:
-            runs.write_status(
-                run_dir,
-                "running",
-                epoch=config.epochs,
-                epochs=config.epochs,
-                pid=os.getpid(),
-                phase="evaluating",
-            )
+            status("running", config.epochs, phase="evaluating")
             metrics, test_emb = evaluate_model(model, data, config, device)
             if config.eval_random:
                 metrics["random_encoder"] = evaluate_random_encoder(config, data)
@@ -539,22 +527,12 @@ def train(
             write_embeddings(run_dir, test_emb, data, config.max_embeddings, config.seed)
             if not config.save_checkpoint:
                 checkpoint_path.unlink(missing_ok=True)
-            runs.write_status(
-                run_dir, "done", epoch=config.epochs, epochs=config.epochs, pid=os.getpid()
-            )
+            status("done", config.epochs)
         return run_dir
     except BaseException as exc:
         if dist.main and (run_dir / runs.CONFIG).exists():
             tail = "".join(traceback.format_exception(exc))[-4000:]
-            runs.write_status(
-                run_dir,
-                "failed",
-                epoch=epoch,
-                epochs=config.epochs,
-                pid=os.getpid(),
-                error=f"{type(exc).__name__}: {exc}",
-                traceback=tail,
-            )
+            status("failed", epoch, error=f"{type(exc).__name__}: {exc}", traceback=tail)
         raise
     finally:
         if dist.world > 1:

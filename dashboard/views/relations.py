@@ -20,6 +20,7 @@ from dashboard.style import (
     RELATIONS_CAPTION,
     relation_colorscale,
 )
+from sdl.evaluate import seeded_subset
 from sdl.relations import DISSIMILARITY_FORMS, SIMILARITY_FORMS, WEIGHT_COMPONENTS, Relation
 
 SOURCES = ("A run's held-out set", "A dataset", "Generate", "Type")
@@ -70,11 +71,6 @@ def _loss_terms(embeddings, labels, anchor, loss, temperature, options):
     return analysis.anchor_loss_terms(embeddings, labels, anchor, loss, temperature, options)
 
 
-def _subset(n: int, size: int, seed: int) -> np.ndarray:
-    size = min(size, n)
-    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
-
-
 # --- choosing a batch -------------------------------------------------------------------------
 
 
@@ -109,7 +105,7 @@ def batch_from_run() -> Batch | None:
     if problem:
         st.error(problem)
         return None
-    rows = _subset(len(arrays["labels"]), size, int(seed))
+    rows = seeded_subset(len(arrays["labels"]), size, int(seed))
     return Batch(
         labels=arrays["labels"][rows].astype(np.uint8),
         names=ui.label_names(run, arrays),
@@ -139,7 +135,7 @@ def batch_from_dataset() -> Batch | None:
         st.error(f"Could not load {name}: {exc}")
         return None
     test = splits.test
-    rows = _subset(len(test), size, seed)
+    rows = seeded_subset(len(test), size, seed)
     return Batch(
         labels=test.labels[rows].astype(np.uint8),
         names=list(test.label_names),
