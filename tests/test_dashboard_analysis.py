@@ -10,7 +10,7 @@ import pytest
 from dashboard import analysis
 from dashboard.analysis import SdlOptions
 
-# METHOD.md's worked example: anchor {0,1,2} against R2, R4, R5, R3, R1 samples
+# docs/method.md's worked example: anchor {0,1,2} against R2, R4, R5, R3, R1 samples
 WORKED = ["0,1,2", "0,1,2", "0,1", "0,1,2,3", "0,3", "3,4"]
 
 

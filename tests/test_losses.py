@@ -31,7 +31,7 @@ def log_prob(z: np.ndarray, i: int, p: int, tau: float) -> float:
 
 
 def ref_weighted_loss(features, weight, tau=TAU, normalize="count"):
-    """METHOD.md's L_i and L; ``weight(i, p)`` takes view indices. Returns (loss, per_anchor, no_pos)."""
+    """docs/method.md's L_i and L; ``weight(i, p)`` takes view indices. Returns (loss, per_anchor, no_pos)."""
     z = unit_rows(features)
     n = len(z)
     per_anchor = np.zeros(n)

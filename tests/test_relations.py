@@ -1,4 +1,4 @@
-"""Relations, factors and weights against plain-Python set references and METHOD.md's properties."""
+"""Relations, factors and weights against plain-Python set references and docs/method.md's properties."""
 
 from __future__ import annotations
 
@@ -187,7 +187,7 @@ def test_worked_example_table():
         assert w[k].item() == pytest.approx(float(weight), abs=1e-15)
 
 
-# --- METHOD.md properties ----------------------------------------------------------------------
+# --- docs/method.md properties ----------------------------------------------------------------------
 @settings(max_examples=200, deadline=None)
 @given(label_sets, label_sets)
 def test_weight_properties(s, t):
