@@ -1,33 +1,23 @@
-"""What the pages show, as plain functions of arrays (no Streamlit here, so each is unit-tested).
+"""Table shaping for the pages (no Streamlit, so each is unit-tested): label sets in and out of
+text, metric tables over runs, per-relation summaries.
 
-The math is sdl's (relations, losses, evaluate, projection); this module only arranges it into the
-tables the pages draw: label sets in and out of text, per-relation summaries, metric tables.
+The math is sdl's (sdl.explain, sdl.evaluate, sdl.projection); nothing here computes a weight.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
-from sdl import relations
 from sdl.evaluate import relation_similarities
-from sdl.losses import MulSupConLoss, build_loss
+from sdl.explain import MAX_BATCH, MAX_LABELS
 from sdl.relations import Relation
-
-#: the losses whose pair weights the Relations page compares (the label-aware contrastive ones)
-COMPARED_LOSSES = ("sdl", "all", "any", "jaccard", "mulsupcon")
-MAX_BATCH = 512
-MAX_LABELS = 64
 
 
 # --- label sets as text -------------------------------------------------------------------------
-
-
 def format_label_set(row: np.ndarray, names: Sequence[str] | None = None) -> str:
     """ "0,2,5" (or the label names) for a multi-hot row; "∅" for an empty set."""
     idx = np.flatnonzero(np.asarray(row))
@@ -76,200 +66,6 @@ def parse_label_sets(
     for i, r in enumerate(rows):
         matrix[i, sorted(r)] = 1
     return matrix, problems
-
-
-def random_label_sets(batch: int, num_labels: int, mean_labels: float, seed: int = 0) -> np.ndarray:
-    """(batch, num_labels) uint8 random label sets with about ``mean_labels`` labels each.
-
-    Label popularity falls off like 1/rank (a few labels are common, as in real multi-label data),
-    so identical, subset and superset pairs appear in a small batch, not only partial and disjoint.
-    Every set has at least one label.
-    """
-    if not 1 <= batch <= MAX_BATCH:
-        raise ValueError(f"batch must be between 1 and {MAX_BATCH}, got {batch}")
-    if not 1 <= num_labels <= MAX_LABELS:
-        raise ValueError(f"num_labels must be between 1 and {MAX_LABELS}, got {num_labels}")
-    if not 1 <= mean_labels <= num_labels:
-        raise ValueError(f"mean_labels must be between 1 and {num_labels}, got {mean_labels}")
-    rng = np.random.default_rng(seed)
-    popularity = 1.0 / np.arange(1, num_labels + 1)
-    popularity /= popularity.sum()
-    sizes = np.clip(1 + rng.poisson(mean_labels - 1, size=batch), 1, num_labels)
-    out = np.zeros((batch, num_labels), dtype=np.uint8)
-    for i, size in enumerate(sizes):
-        out[i, rng.choice(num_labels, size=int(size), replace=False, p=popularity)] = 1
-    return out
-
-
-# --- relations of a batch -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SdlOptions:
-    """The SDL variant the Relations page shows (see :func:`sdl.relations.sd_weights`)."""
-
-    similarity: str = "anchor"
-    dissimilarity: str = "count"
-    components: str = "both"
-    symmetric: bool = False
-
-    def as_kwargs(self) -> dict:
-        return {
-            "similarity": self.similarity,
-            "dissimilarity": self.dissimilarity,
-            "components": self.components,
-            "symmetric": self.symmetric,
-        }
-
-
-@dataclass
-class BatchRelations:
-    relation: np.ndarray  # (B, B) int: relation of sample j to anchor i (1..5)
-    k_s: np.ndarray  # (B, B)
-    k_d: np.ndarray  # (B, B)
-    weight: np.ndarray  # (B, B): the SDL weight for the chosen variant
-    counts: dict[Relation, int]  # pairs per relation, diagonal left out
-
-
-def batch_relations(labels: np.ndarray, options: SdlOptions | None = None) -> BatchRelations:
-    options = options or SdlOptions()
-    y = torch.as_tensor(np.asarray(labels, dtype=np.float32))
-    pair = relations.pair_counts(y)
-    rel = relations.relation_matrix(y)
-    return BatchRelations(
-        relation=rel.numpy(),
-        k_s=relations.similarity_factor_from_counts(pair, options.similarity).numpy(),
-        k_d=relations.dissimilarity_factor_from_counts(pair, options.dissimilarity).numpy(),
-        weight=relations.sd_weights_from_counts(pair, **options.as_kwargs()).numpy(),
-        counts=relations.relation_counts(rel),
-    )
-
-
-def comparable_weights(
-    labels: np.ndarray, loss: str, options: SdlOptions | None = None
-) -> np.ndarray:
-    """(B, B) pair weights of a named loss with one view per sample, on a common 0..1 scale.
-
-    sdl, all, any and jaccard weights are already 1 for an identical pair. MulSupCon's effective
-    weight sum_{c in S n T} 1/|P_c| is divided by what an identical sample would get,
-    sum_{c in S} 1/|P_c|, so it too reads 1 for R2: it then gives 1 to every superset (R5) as well,
-    because only the shared labels S n T count.
-    """
-    y = torch.as_tensor(np.asarray(labels, dtype=np.float32))
-    b = y.shape[0]
-    kwargs = (options or SdlOptions()).as_kwargs() if loss == "sdl" else {}
-    weights, _, _ = build_loss(loss, **kwargs).view_weights(
-        y, b, 1, torch.float32, torch.device("cpu")
-    )
-    weights = weights.numpy().copy()
-    if loss == "mulsupcon":
-        # (B,): the weight a sample carrying exactly the anchor's labels would get
-        identical = MulSupConLoss.label_weights(y, 1)[0].diagonal().numpy()
-        weights = np.where(
-            identical[:, None] > 0, weights / np.maximum(identical[:, None], 1e-12), 0
-        )
-    np.fill_diagonal(weights, 0.0)
-    return weights
-
-
-def weights_by_relation(
-    labels: np.ndarray,
-    anchor: int | None = None,
-    losses: Sequence[str] = COMPARED_LOSSES,
-    options: SdlOptions | None = None,
-) -> pd.DataFrame:
-    """Mean comparable weight per (loss, relation) for one anchor's row or the whole batch.
-
-    Columns: loss, relation ("R1".."R5"), name, weight (mean), pairs (how many pairs it averages).
-    Relations without any pair are left out.
-    """
-    rel = batch_relations(labels, options).relation
-    mask = ~np.eye(len(rel), dtype=bool)
-    if anchor is not None:
-        row = np.zeros_like(mask)
-        row[anchor] = True
-        mask &= row
-    rows = []
-    for loss in losses:
-        weights = comparable_weights(labels, loss, options)
-        for r in Relation:
-            pick = mask & (rel == int(r))
-            if pick.any():
-                rows.append(
-                    {
-                        "loss": loss,
-                        "relation": r.short,
-                        "name": relations.RELATION_NAMES[r],
-                        "weight": float(weights[pick].mean()),
-                        "pairs": int(pick.sum()),
-                    }
-                )
-    return pd.DataFrame(rows, columns=["loss", "relation", "name", "weight", "pairs"])
-
-
-def anchor_pairs(
-    labels: np.ndarray,
-    anchor: int,
-    options: SdlOptions | None = None,
-    names: Sequence[str] | None = None,
-) -> pd.DataFrame:
-    """One row per sample j != anchor: its labels, relation, K^s, K^d and the SDL weight w."""
-    batch = batch_relations(labels, options)
-    others = [j for j in range(len(labels)) if j != anchor]
-    return pd.DataFrame(
-        {
-            "sample": others,
-            "labels": [format_label_set(labels[j], names) for j in others],
-            "relation": [Relation(int(batch.relation[anchor, j])).short for j in others],
-            "K^s": batch.k_s[anchor, others],
-            "K^d": batch.k_d[anchor, others],
-            "w": batch.weight[anchor, others],
-        }
-    )
-
-
-def anchor_loss_terms(
-    embeddings: np.ndarray,
-    labels: np.ndarray,
-    anchor: int,
-    loss: str = "sdl",
-    temperature: float = 0.1,
-    options: SdlOptions | None = None,
-) -> tuple[pd.DataFrame, dict]:
-    """Per-pair loss terms and logit gradients of one anchor in a batch of held-out embeddings.
-
-    Returns a table (sample, relation, cosine, weight, term, gradient) for every j != anchor, and a
-    summary dict (anchor_loss, loss, anchors_without_positives).
-    """
-    kwargs = (options or SdlOptions()).as_kwargs() if loss == "sdl" else {}
-    loss_fn = build_loss(loss, temperature=temperature, **kwargs)
-    features = torch.as_tensor(np.asarray(embeddings, dtype=np.float32))
-    y = torch.as_tensor(np.asarray(labels, dtype=np.float32))
-    with torch.no_grad():
-        out = loss_fn.forward_detailed(features, y, keep_log_prob=True)
-        terms = out.pair_terms()[anchor].numpy()
-        grads = out.logit_gradient()[anchor].numpy()
-        unit = torch.nn.functional.normalize(features, dim=1)
-        cosine = (unit @ unit[anchor]).numpy()
-    rel = relations.relation_matrix(y)[anchor].numpy()
-    others = np.array([j for j in range(len(labels)) if j != anchor], dtype=int)
-    table = pd.DataFrame(
-        {
-            "sample": others,
-            "relation": [Relation(int(rel[j])).short for j in others],
-            "cosine": cosine[others],
-            "weight": out.weights[anchor].numpy()[others],
-            "term": terms[others],
-            "gradient": grads[others],
-        }
-    )
-    summary = {
-        "anchor_loss": float(out.per_anchor[anchor]),
-        "loss": float(out.loss),
-        "anchor_has_positives": bool(out.has_positives[anchor]),
-        "anchors_without_positives": out.anchors_without_positives,
-    }
-    return table, summary
 
 
 # --- comparing runs -------------------------------------------------------------------------------

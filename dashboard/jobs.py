@@ -8,80 +8,56 @@ before it writes anything still shows why, and a page reload (or a new browser t
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from dashboard.sources import REPO
-from sdl.runs import CONFIG, STATUS, write_json_atomic
+from sdl.cli import train_argv
+from sdl.runs import RunError, read_config, read_json, read_status, write_json_atomic
+from sdl.train import TrainConfig
 
 JOBS_DIR = ".jobs"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
-LIMITS = {"epochs": (1, 200), "batch_size": (8, 1024), "temperature": (0.01, 1.0)}
-DEVICES = ("auto", "cpu", "cuda")
 STALE_SECONDS = 600
+#: how many dashboard jobs may train at once (default: one per core); more are refused, not queued
+MAX_JOBS_ENV = "SDL_DASHBOARD_MAX_JOBS"
 
 # Popen objects of the jobs this server process started (so that finished children are reaped).
 _PROCESSES: dict[str, subprocess.Popen] = {}
 
 
-@dataclass
-class TrainRequest:
-    name: str
-    dataset: str
-    loss: str
-    epochs: int = 10
-    batch_size: int = 128
-    temperature: float = 0.1
-    seed: int = 0
-    device: str = "auto"
+def max_jobs() -> int:
+    """The concurrency limit: ``SDL_DASHBOARD_MAX_JOBS`` if set to a positive integer, else the cores."""
+    text = os.environ.get(MAX_JOBS_ENV, "").strip()
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    return os.cpu_count() or 1
 
-    def problems(self) -> list[str]:
-        out = []
-        if not NAME_PATTERN.match(self.name):
-            out.append(
-                "The run name may use letters, digits, '.', '_' and '-' (up to 80, not starting "
-                "with '.' or '-')."
-            )
-        for key, (low, high) in LIMITS.items():
-            value = getattr(self, key)
-            if not low <= value <= high:
-                out.append(
-                    f"{key.replace('_', ' ')} must be between {low} and {high}, got {value}."
-                )
-        if self.device not in DEVICES:
-            out.append(f"device must be one of {DEVICES}.")
-        return out
 
-    def command(self, out_dir: Path) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "sdl",
-            "train",
-            "--dataset",
-            self.dataset,
-            "--loss",
-            self.loss,
-            "--epochs",
-            str(int(self.epochs)),
-            "--batch-size",
-            str(int(self.batch_size)),
-            "--temperature",
-            f"{float(self.temperature):g}",
-            "--seed",
-            str(int(self.seed)),
-            "--device",
-            self.device,
-            "--out",
-            str(out_dir),
-        ]
+def active_jobs() -> list[str]:
+    """Run folders of the jobs this server started that are still training."""
+    return [out for out, process in _PROCESSES.items() if process.poll() is None]
+
+
+def trainer_command(config: TrainConfig) -> list[str]:
+    """The process that trains ``config``: ``python -m sdl train ...`` with every setting."""
+    return [sys.executable, "-m", "sdl", *train_argv(config)]
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a run folder's name, or None."""
+    if NAME_PATTERN.match(name):
+        return None
+    return (
+        "The run name may use letters, digits, '.', '_' and '-' (up to 80, not starting "
+        "with '.' or '-')."
+    )
 
 
 def _job_files(runs_root: Path, name: str) -> tuple[Path, Path]:
@@ -89,23 +65,34 @@ def _job_files(runs_root: Path, name: str) -> tuple[Path, Path]:
     return folder / f"{name}.json", folder / f"{name}.log"
 
 
-def start(runs_root: Path, request: TrainRequest, command: list[str] | None = None) -> Path:
-    """Start a training process for ``request``; returns the run folder it will write.
+def start(
+    runs_root: Path, name: str, config: TrainConfig, command: list[str] | None = None
+) -> Path:
+    """Start a training process for ``config`` in ``runs_root/name``; returns that run folder.
 
     ``command`` replaces the ``python -m sdl train ...`` command line (tests use a stand-in).
 
     Raises:
-        ValueError: if the request is invalid or a run or job of that name exists.
+        ValueError: for a bad name or setting (TrainConfig's own checks), a run or job of that
+            name that exists, or when :func:`max_jobs` jobs are training already.
     """
-    problems = request.problems()
-    if problems:
-        raise ValueError(" ".join(problems))
-    out_dir = runs_root / request.name
-    meta_path, log_path = _job_files(runs_root, request.name)
+    problem = name_problem(name)
+    if problem:
+        raise ValueError(problem)
+    out_dir = runs_root / name
+    config = replace(config, out=str(out_dir))
+    config.validate()
+    meta_path, log_path = _job_files(runs_root, name)
     if out_dir.exists() or meta_path.exists():
-        raise ValueError(f"A run named {request.name!r} exists already; choose another name.")
+        raise ValueError(f"A run named {name!r} exists already; choose another name.")
+    running = active_jobs()
+    if len(running) >= max_jobs():
+        raise ValueError(
+            f"{len(running)} training run(s) are going already, the limit on this machine "
+            f"({MAX_JOBS_ENV}={max_jobs()}); wait for one to finish or cancel one."
+        )
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = command or request.command(out_dir)
+    command = command or trainer_command(config)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -121,10 +108,10 @@ def start(runs_root: Path, request: TrainRequest, command: list[str] | None = No
     write_json_atomic(
         meta_path,
         {
-            "name": request.name,
+            "name": name,
             "pid": process.pid,
             "command": command,
-            "request": request.__dict__,
+            "config": asdict(config),
             "started": time.time(),
             "cancelled": False,
         },
@@ -162,18 +149,21 @@ def exit_code(out_dir: Path) -> int | None:
     return None if process is None else process.poll()
 
 
-def _read_json(path: Path) -> dict | None:
+def _read_meta(path: Path) -> dict | None:
+    """The dashboard's notes on a job, or None if there are none (or they are unreadable)."""
     try:
-        value = json.loads(path.read_text())
+        return read_json(path)
     except (OSError, ValueError):
         return None
-    return value if isinstance(value, dict) else None
 
 
 def _config_summary(out_dir: Path) -> dict:
     """What a run started elsewhere was asked to do, from its config.json."""
-    config = _read_json(out_dir / CONFIG) or {}
-    keys = ("loss", "dataset", "device", "epochs")
+    try:
+        config = read_config(out_dir)
+    except RunError:
+        return {}
+    keys = ("loss", "loss_options", "dataset", "device", "epochs")
     return {k: config[k] for k in keys if k in config}
 
 
@@ -198,7 +188,7 @@ class JobView:
     log: str = ""
     pid: int | None = None
     started: float | None = None
-    request: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)  # what the run was asked to do (TrainConfig fields)
 
     @property
     def active(self) -> bool:
@@ -228,8 +218,8 @@ def view(runs_root: Path, name: str) -> JobView:
     """
     out_dir = runs_root / name
     meta_path, log_path = _job_files(runs_root, name)
-    meta = _read_json(meta_path) or {}
-    status = _read_json(out_dir / STATUS)
+    meta = _read_meta(meta_path) or {}
+    status, problem = read_status(out_dir)
     pid = (status or {}).get("pid") or meta.get("pid")
     alive = process_alive(out_dir, pid)
     job = JobView(
@@ -238,9 +228,11 @@ def view(runs_root: Path, name: str) -> JobView:
         state="unknown",
         pid=pid,
         started=meta.get("started"),
-        request=meta.get("request") or _config_summary(out_dir),
+        config=meta.get("config") or _config_summary(out_dir),
         log=log_tail(log_path),
     )
+    if problem:
+        job.error = problem
     if status:
         job.epoch = status.get("epoch")
         job.epochs = status.get("epochs")
@@ -278,8 +270,8 @@ def cancel(runs_root: Path, name: str) -> bool:
     """Stop run ``name``'s process group (SIGTERM) and note the cancel. False if it was not running."""
     out_dir = runs_root / name
     meta_path, _ = _job_files(runs_root, name)
-    meta = _read_json(meta_path)
-    status = _read_json(out_dir / STATUS) or {}
+    meta = _read_meta(meta_path)
+    status = read_status(out_dir)[0] or {}
     pid = (meta or {}).get("pid") or status.get("pid")
     if pid is None or not process_alive(out_dir, pid):
         return False

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sdl.runs import EMBEDDINGS, Run, list_runs
+from sdl.runs import Run, list_runs
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO / "assets" / "demo"
@@ -63,22 +63,6 @@ class RunRef:
     key: str  # unique label, e.g. "demo/sdl-s0" or "runs/my-run"
     path: Path
     source: str  # "demo" or "runs"
-
-
-def folder_signature(root: Path) -> tuple:
-    """Names and file times of the runs under ``root``: changes whenever a run writes a file."""
-    if not root.is_dir():
-        return ()
-    sig = []
-    for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        times = []
-        for name in ("config.json", "status.json", "history.csv", "metrics.json", EMBEDDINGS):
-            try:
-                times.append((child / name).stat().st_mtime_ns)
-            except OSError:
-                times.append(0)
-        sig.append((child.name, tuple(times)))
-    return tuple(sig)
 
 
 def load_folder(root: Path, source: str) -> tuple[list[tuple[RunRef, Run]], list[str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sdl.losses import LOSSES
 from sdl.relations import RELATION_NAMES, Relation
 
 RELATION_COLORS = {
@@ -26,23 +27,19 @@ RELATIONS_CAPTION = (
     "**R5** superset (T⊃S, extra labels)."
 )
 
-LOSS_COLORS = {
-    "sdl": "#e4572e",
-    "all": "#4c78a8",
-    "any": "#72b7b2",
-    "jaccard": "#54a24b",
-    "mulsupcon": "#b279a2",
-    "bce": "#9d755d",
-    "supcon": "#eeca3b",
-    "simclr": "#8c8c8c",
-}
 OTHER_COLORS = ["#17becf", "#bcbd22", "#7f7f7f", "#ff9da6", "#9467bd"]
 
 
 def loss_color(loss: str) -> str:
-    if loss in LOSS_COLORS:
-        return LOSS_COLORS[loss]
+    """A loss's colour from the registry; names outside it (e.g. "random") get a stable other colour."""
+    if loss in LOSSES:
+        return LOSSES[loss].color
     return OTHER_COLORS[sum(map(ord, loss)) % len(OTHER_COLORS)]
+
+
+def loss_colors(losses) -> dict[str, str]:
+    """{loss: colour} for a plotly ``color_discrete_map``."""
+    return {loss: loss_color(loss) for loss in losses}
 
 
 def relation_colorscale() -> list[list]:

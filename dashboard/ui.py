@@ -14,7 +14,7 @@ from PIL import Image
 
 from dashboard import sources
 from dashboard.sources import RunRef
-from sdl.runs import EMBEDDINGS, Run, RunError, read_embeddings
+from sdl.runs import EMBEDDINGS, Run, RunError, folder_signature, read_embeddings
 
 RUNS_DIR_KEY = "runs_dir"
 STATE_ICONS = {
@@ -28,6 +28,11 @@ STATE_ICONS = {
 # --- where runs come from -------------------------------------------------------------------------
 
 
+def _runs_folder_choice() -> tuple[Path | None, str | None]:
+    """The runs folder the sidebar names, resolved, or None and why it is refused."""
+    return sources.resolve_runs_dir(st.session_state.get(RUNS_DIR_KEY, sources.DEFAULT_RUNS))
+
+
 def sidebar_runs_folder() -> Path | None:
     """The sidebar's runs-folder box; returns the folder, or None (with the reason shown) if refused."""
     with st.sidebar:
@@ -37,7 +42,7 @@ def sidebar_runs_folder() -> Path | None:
             key=RUNS_DIR_KEY,
             help="Runs in this folder appear beside the demo. Relative to the project folder.",
         )
-        path, problem = sources.resolve_runs_dir(st.session_state.get(RUNS_DIR_KEY, ""))
+        path, problem = _runs_folder_choice()
         if problem:
             st.error(problem)
         elif not path.is_dir():
@@ -46,8 +51,8 @@ def sidebar_runs_folder() -> Path | None:
 
 
 def runs_folder() -> Path | None:
-    path, _ = sources.resolve_runs_dir(st.session_state.get(RUNS_DIR_KEY, sources.DEFAULT_RUNS))
-    return path
+    """The runs folder the pages read and write (None while the sidebar's choice is refused)."""
+    return _runs_folder_choice()[0]
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -65,7 +70,7 @@ def all_runs() -> tuple[list[tuple[RunRef, Run]], list[str]]:
     if user is not None and user != sources.demo_dir():
         folders.append((user, "runs"))
     for root, source in folders:
-        refs, problems = _load_folder(str(root), source, sources.folder_signature(root))
+        refs, problems = _load_folder(str(root), source, folder_signature(root))
         found.extend(refs)
         errors.extend(problems)
     return found, errors

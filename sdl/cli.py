@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from collections.abc import Sequence
@@ -22,11 +21,17 @@ from pathlib import Path
 import pandas as pd
 
 from sdl import runs
-from sdl.train import AMP_MODES, TRAIN_LOSSES, TrainConfig, evaluate_random_encoder, train
+from sdl.losses import compared_losses, loss_names, parse_loss_options
+from sdl.options import Option
+from sdl.train import (
+    AMP_MODES,
+    FIELD_OPTIONS,
+    TrainConfig,
+    evaluate_random_encoder,
+    train,
+)
 
 METRICS = ("mAP", "micro_f1", "macro_f1", "knn_jaccard@10", "precision@10")
-# Every multi-label loss and the bce reference: what `compare` runs by default and the demo holds.
-COMPARE_LOSSES = ("sdl", "all", "any", "jaccard", "mulsupcon", "bce")
 # The demo: small enough to build on a laptop CPU in a few minutes, big enough to separate losses.
 DEMO = {"dataset": "mnist-mosaic", "epochs": 6, "max_embeddings": 1000, "seed": 0}
 SUMMARY = "summary.csv"
@@ -39,37 +44,25 @@ def _dataset_names() -> list[str]:
 
 
 # --- argument types: each raises ArgumentTypeError with what was wrong ----------------------------
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _option_type(option: Option):
+    """An argparse ``type`` that parses through ``option`` (the same bounds as TrainConfig)."""
 
+    def parse(text: str) -> object:
+        try:
+            return option.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
-def _finite_float(text: str, allow_zero: bool) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and (value > 0 or (allow_zero and value == 0))):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise argparse.ArgumentTypeError(f"must be a finite number {bound}, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    return _finite_float(text, allow_zero=False)
-
-
-def _nonnegative_float(text: str) -> float:
-    return _finite_float(text, allow_zero=True)
+    parse.__name__ = option.name  # argparse names the type in its message
+    return parse
 
 
 def _key_value(text: str) -> tuple[str, object]:
-    """KEY=VALUE; VALUE is read as JSON when it parses (numbers, true/false, null), else a string."""
+    """KEY=VALUE; VALUE is read as JSON when it parses (numbers, true/false, null), else a string.
+
+    Loss options are then parsed by the loss registry (so "False" is False); dataset options are
+    checked by their loader.
+    """
     key, sep, raw = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
@@ -82,10 +75,11 @@ def _key_value(text: str) -> tuple[str, object]:
 
 def _loss_list(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in TRAIN_LOSSES]
+    known = loss_names(label_kind="multi")
+    unknown = [n for n in names if n not in known]
     if not names or unknown:
         raise argparse.ArgumentTypeError(
-            f"unknown loss(es) {unknown or text!r}; choose from {', '.join(TRAIN_LOSSES)}"
+            f"unknown loss(es) {unknown or text!r}; choose from {', '.join(known)}"
         )
     return names
 
@@ -107,13 +101,13 @@ def _add_training_args(p: argparse.ArgumentParser, with_loss: bool) -> None:
     p.add_argument("--dataset", required=True, choices=_dataset_names(), metavar="NAME",
                    help="one of: " + ", ".join(_dataset_names()))  # fmt: skip
     if with_loss:
-        p.add_argument("--loss", required=True, choices=TRAIN_LOSSES, metavar="NAME",
-                       help="one of: " + ", ".join(TRAIN_LOSSES))  # fmt: skip
-    p.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
-    p.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
-    p.add_argument("--temperature", type=_positive_float, default=defaults.temperature)
-    p.add_argument("--lr", type=_positive_float, default=defaults.lr)
-    p.add_argument("--weight-decay", type=_nonnegative_float, default=defaults.weight_decay)
+        names = loss_names()
+        p.add_argument("--loss", required=True, choices=names, metavar="NAME",
+                       help="one of: " + ", ".join(names))  # fmt: skip
+    for name in ("epochs", "batch_size", "temperature", "lr", "weight_decay", "warmup_epochs"):
+        option = FIELD_OPTIONS[name]
+        p.add_argument("--" + name.replace("_", "-"), type=_option_type(option),
+                       default=getattr(defaults, name), help=f"{option.help} ({option.accepts()})")  # fmt: skip
     p.add_argument(
         "--device", default=defaults.device, help="auto (cuda, else cpu), cpu, cuda, cuda:1"
     )
@@ -121,13 +115,16 @@ def _add_training_args(p: argparse.ArgumentParser, with_loss: bool) -> None:
     p.add_argument(
         "--encoder", choices=("auto", "cnn", "resnet18", "mlp"), default=defaults.encoder
     )
-    p.add_argument("--embed-dim", type=_positive_int, default=defaults.embed_dim)
-    p.add_argument("--views", type=_positive_int, default=defaults.views)
+    for name in ("embed_dim", "views"):
+        option = FIELD_OPTIONS[name]
+        p.add_argument("--" + name.replace("_", "-"), type=_option_type(option),
+                       default=getattr(defaults, name), help=f"{option.help} ({option.accepts()})")  # fmt: skip
     p.add_argument("--loss-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="option of the loss, e.g. dissimilarity=ratio (repeatable)")  # fmt: skip
     p.add_argument("--dataset-option", type=_key_value, action="append", default=[],
                    metavar="KEY=VALUE", help="option of the dataset, e.g. n_train=2000 (repeatable)")  # fmt: skip
-    p.add_argument("--max-embeddings", type=_positive_int, default=defaults.max_embeddings)
+    p.add_argument("--max-embeddings", type=_option_type(FIELD_OPTIONS["max_embeddings"]),
+                   default=defaults.max_embeddings)  # fmt: skip
     p.add_argument("--no-checkpoint", action="store_true", help="delete the checkpoint when done")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: only on a terminal)")  # fmt: skip
@@ -140,19 +137,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train one run and evaluate it")
     _add_training_args(p, with_loss=True)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_option_type(FIELD_OPTIONS["seed"]), default=0)
     p.add_argument("--out", help="run folder (default runs/{dataset}-{loss}-seed{seed})")
     p.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint")
 
     p = sub.add_parser("compare", help="one run per loss and seed, then summary.csv")
     _add_training_args(p, with_loss=False)
-    p.add_argument("--losses", type=_loss_list, default=list(COMPARE_LOSSES))
+    p.add_argument("--losses", type=_loss_list, default=loss_names(label_kind="multi"))
     p.add_argument("--seeds", type=_seed_list, default=[0, 1, 2])
     p.add_argument("--out", required=True, help="folder of the runs and summary.csv")
 
     p = sub.add_parser("demo", help="build the dashboard's embedded demo runs")
     p.add_argument("--out", default="assets/demo")
-    p.add_argument("--epochs", type=_positive_int, default=DEMO["epochs"])
+    p.add_argument("--epochs", type=_option_type(FIELD_OPTIONS["epochs"]), default=DEMO["epochs"])
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     return parser
 
@@ -161,12 +158,13 @@ def config_from_args(args: argparse.Namespace, loss: str, seed: int, out: Path) 
     config = TrainConfig(
         dataset=args.dataset,
         loss=loss,
-        loss_options=dict(args.loss_option) if loss != "bce" else {},
+        loss_options=parse_loss_options(loss, dict(args.loss_option)),
         epochs=args.epochs,
         batch_size=args.batch_size,
         temperature=args.temperature,
         lr=args.lr,
         weight_decay=args.weight_decay,
+        warmup_epochs=args.warmup_epochs,
         seed=seed,
         device=args.device,
         amp=args.amp,
@@ -180,6 +178,29 @@ def config_from_args(args: argparse.Namespace, loss: str, seed: int, out: Path) 
     )
     config.validate()
     return config
+
+
+def train_argv(config: TrainConfig) -> list[str]:
+    """The ``python -m sdl train`` arguments that rebuild ``config`` (the dashboard's jobs use it).
+
+    The inverse of :func:`config_from_args`: parsing these arguments gives back the same config.
+    """
+    argv = ["train", "--dataset", config.dataset, "--loss", config.loss]
+    for name in ("epochs", "batch_size", "temperature", "lr", "weight_decay", "warmup_epochs"):
+        argv += ["--" + name.replace("_", "-"), repr(getattr(config, name))]
+    argv += ["--seed", str(config.seed), "--device", config.device, "--amp", config.amp]
+    argv += ["--encoder", config.encoder, "--embed-dim", str(config.embed_dim)]
+    argv += ["--views", str(config.views), "--max-embeddings", str(config.max_embeddings)]
+    for flag, options in (
+        ("--loss-option", config.loss_options),
+        ("--dataset-option", config.dataset_options),
+    ):
+        for key, value in options.items():
+            argv += [flag, f"{key}={json.dumps(value)}"]
+    if not config.save_checkpoint:
+        argv.append("--no-checkpoint")
+    argv += ["--out", str(config.run_dir())]
+    return argv
 
 
 # --- commands -------------------------------------------------------------------------------------
@@ -266,7 +287,10 @@ def compare(configs: Sequence[TrainConfig], out: Path, progress: bool | None) ->
         rows.append({"loss": config.loss, "seed": config.seed, **_flat(run.metrics)})
     for seed in dict.fromkeys(c.seed for c in configs):
         first = next(c for c in configs if c.seed == seed)
-        reference = TrainConfig(**{**first.__dict__, "loss": "sdl", "loss_options": {}})
+        # The untrained encoder does not depend on the loss; any contrastive one builds the model.
+        reference = TrainConfig(
+            **{**first.__dict__, "loss": compared_losses()[0], "loss_options": {}}
+        )
         rows.append({"loss": "random", "seed": seed, **_flat(random_metrics(reference, out))})
     summary = summarise(rows)
     runs.write_csv_atomic(out / SUMMARY, summary)
@@ -305,7 +329,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             save_checkpoint=False,
             out=str(out / f"{loss}-seed{DEMO['seed']}"),
         )
-        for loss in COMPARE_LOSSES
+        for loss in loss_names(label_kind="multi")
     ]
     summary = compare(configs, out, args.progress)
     print(format_summary(summary))
@@ -319,24 +343,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; an expected error (a bad value, a missing file) is one line and exit code 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        return run_command(args)
+    except (ValueError, FileNotFoundError, runs.RunError) as exc:
+        parser.error(str(exc))  # prints "python -m sdl: error: ..." and exits with 2
+    return 2
+
+
+def run_command(args: argparse.Namespace) -> int:
     if args.command == "datasets":
         return cmd_datasets()
     if args.command == "demo":
         return cmd_demo(args)
-    try:
-        if args.command == "train":
-            out = Path(args.out or f"runs/{args.dataset}-{args.loss}-seed{args.seed}")
-            config = config_from_args(args, args.loss, args.seed, out)
-        else:
-            return cmd_compare(args)
-    except ValueError as exc:  # a bad combination argparse cannot see (e.g. an unknown loss option)
-        parser.error(str(exc))
-    try:
-        run_dir = train(config, resume=args.resume, progress=args.progress)
-    except ValueError as exc:
-        parser.error(str(exc))
+    if args.command == "compare":
+        return cmd_compare(args)
+    out = Path(args.out or f"runs/{args.dataset}-{args.loss}-seed{args.seed}")
+    config = config_from_args(args, args.loss, args.seed, out)
+    run_dir = train(config, resume=args.resume, progress=args.progress)
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun only rank 0 evaluates and reports
     run = runs.read_run(run_dir)

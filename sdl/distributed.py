@@ -26,6 +26,9 @@ identity and the inputs come back unchanged.
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+
 import torch
 import torch.distributed as dist
 from torch import Tensor
@@ -113,3 +116,34 @@ def gather_batch(
     global_features = gather_features(features, group)
     global_labels = None if labels is None else gather_labels(labels, group)
     return global_features, global_labels
+
+
+@dataclass
+class Dist:
+    """This process's place in the run: its rank and the number of processes."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device_choice: str) -> tuple[Dist, torch.device]:
+    """Join the torchrun process group when RANK/WORLD_SIZE say so; pick this process's device.
+
+    ``device_choice`` is "auto" (CUDA if there is one, else the CPU) or a torch device string.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    this_rank = int(os.environ.get("RANK", "0"))
+    if device_choice == "auto":
+        device_choice = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device_choice)
+    if world > 1:
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(this_rank, world), device

@@ -7,7 +7,13 @@ Every loss here is the same computation, the weighted "L_out" SupCon of the READ
 
 Only the pair weights w, the per-anchor normaliser n_i and the reduction weight r_i differ:
 ``sdl`` (Similarity-Dissimilarity), ``supcon``, ``simclr``, ``all``, ``any``, ``jaccard`` and
-``mulsupcon``. Build one with :func:`build_loss`.
+``mulsupcon``; ``bce`` is the non-contrastive reference. Build one with :func:`build_loss`.
+
+The registry (:data:`LOSSES`, filled by :func:`register_loss`) is the one place that says what a
+loss takes and how it is shown: each class carries its ``name``, ``label_kind``, ``min_views``,
+``options`` (typed and bounded, :class:`sdl.options.Option`), ``color`` and ``summary``, and puts its
+weights on a common scale in ``comparable_weights``. The trainer, the CLI and the dashboard ask the
+registry; adding a loss is one class here (or anywhere, decorated with ``@register_loss``).
 
 Features are (B, D) or (B, V, D) for V views of each sample; view k of the flattened (B*V, D)
 matrix belongs to sample k // V. Features are L2-normalised here, in float32 (float64 stays float64).
@@ -15,8 +21,9 @@ matrix belongs to sample k // V. Features are L2-normalised here, in float32 (fl
 
 from __future__ import annotations
 
-import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -24,8 +31,41 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from sdl import relations
+from sdl.options import Option, parse_options
 
 NORMALISERS = ("count", "weight")
+#: the bounds of the softmax temperature: 1/tau scales unit-vector logits in [-1, 1], and outside
+#: these bounds float32 logits overflow (tiny tau) or every pair looks alike (huge tau)
+TEMPERATURE_RANGE = (1e-3, 1e3)
+TEMPERATURE = Option(
+    "temperature",
+    float,
+    0.07,
+    "softmax temperature tau",
+    low=TEMPERATURE_RANGE[0],
+    high=TEMPERATURE_RANGE[1],
+)
+NORMALIZE = Option(
+    "normalize", str, "count", "n_i: number of positives, or sum of weights", choices=NORMALISERS
+)
+CHUNK_SIZE = Option(
+    "chunk_size",
+    int,
+    None,
+    "anchors per block (bounds memory); none: all",
+    low=1,
+    nullable=True,
+    group="memory",
+)
+
+
+def validate_temperature(value: object) -> float:
+    """The temperature as a float, checked against :data:`TEMPERATURE_RANGE` (its one home).
+
+    Raises:
+        ValueError: naming the value and the range.
+    """
+    return float(TEMPERATURE.parse(value))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -183,18 +223,26 @@ class WeightedSupConLoss(nn.Module):
         chunk_size: process anchors in blocks of this many rows to bound memory (None: all at once).
     """
 
+    #: the registry name (``build_loss(name)``); set by every registered subclass
+    name: ClassVar[str] = ""
     #: what ``labels`` must be: "multi" (B, C) multi-hot, "single" (B,) class ids, "none" (ignored)
-    label_kind = "multi"
+    label_kind: ClassVar[str] = "multi"
     #: smallest number of views per sample the loss can work with
-    min_views = 1
+    min_views: ClassVar[int] = 1
+    #: contrastive losses train a projection head; the bce reference trains a classifier
+    contrastive: ClassVar[bool] = True
+    #: the options the constructor takes besides ``temperature``
+    options: ClassVar[tuple[Option, ...]] = (NORMALIZE, CHUNK_SIZE)
+    #: one colour per loss, the same on every page
+    color: ClassVar[str] = "#7f7f7f"
+    #: one line: which pairs pull, and how hard
+    summary: ClassVar[str] = ""
 
     def __init__(
         self, temperature: float = 0.07, normalize: str = "count", chunk_size: int | None = None
     ):
         super().__init__()
-        temperature = float(temperature)
-        if not temperature > 0 or not torch.isfinite(torch.tensor(temperature)):
-            raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+        temperature = validate_temperature(temperature)
         if normalize not in NORMALISERS:
             raise ValueError(f"normalize must be one of {NORMALISERS}, got {normalize!r}")
         if chunk_size is not None and int(chunk_size) < 1:
@@ -282,9 +330,50 @@ class WeightedSupConLoss(nn.Module):
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}, normalize={self.normalize!r}"
 
+    def comparable_weights(self, labels: Tensor) -> Tensor:
+        """(B, B) pair weights with one view per sample on a common scale: 1 for an identical set.
+
+        The diagonal (a sample and itself) is 0. Losses whose raw weights are not on that scale
+        (MulSupCon) override this.
+        """
+        labels = self._check_labels(labels, len(labels))
+        weights, _, _ = self.view_weights(
+            labels, len(labels), 1, torch.float32, torch.device("cpu")
+        )
+        return weights.fill_diagonal_(0.0)
+
 
 class SDLoss(WeightedSupConLoss):
     """Similarity-Dissimilarity loss: w = K^s * K^d (see :func:`sdl.relations.sd_weights`)."""
+
+    name = "sdl"
+    color = "#e4572e"
+    summary = "w = K^s·K^d: R2 pulls fully, R4 by the share of labels kept, R5 at most 1/2"
+    options = (
+        Option("similarity", str, "anchor", "K^s: |S∩T|/|S| or |S∩T|/|S∪T|",
+               choices=relations.SIMILARITY_FORMS, group="weights"),
+        Option("dissimilarity", str, "count", "K^d: 1/(1+|T∖S|) or |S∩T|/|T|",
+               choices=relations.DISSIMILARITY_FORMS, group="weights"),
+        Option("components", str, "both", "the weight uses both factors, or one alone",
+               choices=relations.WEIGHT_COMPONENTS, group="weights"),
+        Option("symmetric", bool, False, "sqrt(w(i,j)·w(j,i)): subset and superset pairs meet",
+               group="weights"),
+        NORMALIZE,
+        CHUNK_SIZE,
+    )  # fmt: skip
+
+    @staticmethod
+    def weight_formula(options: Mapping[str, object] | None = None) -> str:
+        """The weight this variant computes, in symbols: "w = K^s·K^d", "w = K^d", ..."""
+        options = options or {}
+        ks = "K^s" if options.get("similarity", "anchor") == "anchor" else "K^s_jaccard"
+        kd = "K^d" if options.get("dissimilarity", "count") == "count" else "K^d_ratio"
+        part = {"both": f"{ks}·{kd}", "similarity": ks, "dissimilarity": kd}[
+            str(options.get("components", "both"))
+        ]
+        if options.get("symmetric"):
+            return f"w = √({part}(i,j)·{part}(j,i))"
+        return f"w = {part}"
 
     def __init__(
         self,
@@ -316,6 +405,10 @@ class SDLoss(WeightedSupConLoss):
 class SupConLoss(WeightedSupConLoss):
     """SupCon (Khosla et al. 2020): single-label class ids, w = [y_i = y_p]."""
 
+    name = "supcon"
+    color = "#eeca3b"
+    summary = "one class per item: w = [y_i = y_p]"
+
     label_kind = "single"
 
     def sample_weights(self, labels: Tensor, dtype: torch.dtype) -> Tensor:
@@ -324,6 +417,10 @@ class SupConLoss(WeightedSupConLoss):
 
 class SimCLRLoss(WeightedSupConLoss):
     """SimCLR / NT-Xent: no labels; the positives are the other views of the same sample."""
+
+    name = "simclr"
+    color = "#8c8c8c"
+    summary = "no labels: only the other views of the same item pull"
 
     label_kind = "none"
     min_views = 2
@@ -341,6 +438,10 @@ class SimCLRLoss(WeightedSupConLoss):
 class AllLoss(WeightedSupConLoss):
     """ALL: positives share exactly the same label set, w = [S = T] (empty sets never match)."""
 
+    name = "all"
+    color = "#4c78a8"
+    summary = "w = [S = T]: only identical label sets pull"
+
     def sample_weights(self, labels: Tensor, dtype: torch.dtype) -> Tensor:
         counts = relations.counts_of_checked(labels.to(dtype))
         same = (counts.extra == 0) & (counts.missing == 0) & (counts.inter > 0)
@@ -350,12 +451,26 @@ class AllLoss(WeightedSupConLoss):
 class AnyLoss(WeightedSupConLoss):
     """ANY: positives share at least one label, w = [S n T != {}]."""
 
+    name = "any"
+    color = "#72b7b2"
+    summary = "w = [S∩T ≠ ∅]: every overlap pulls fully"
+
     def sample_weights(self, labels: Tensor, dtype: torch.dtype) -> Tensor:
         return (relations.counts_of_checked(labels.to(dtype)).inter > 0).to(dtype)
 
 
 class JaccardLoss(WeightedSupConLoss):
     """Jaccard-weighted: w = |S n T| / |S u T| where it exceeds ``threshold`` (default 0)."""
+
+    name = "jaccard"
+    color = "#54a24b"
+    summary = "w = |S∩T|/|S∪T|: overlap, scored symmetrically"
+    options = (
+        Option("threshold", float, 0.0, "pairs at or below this Jaccard index do not pull",
+               low=0.0, high=1.0, high_open=True, group="weights"),
+        NORMALIZE,
+        CHUNK_SIZE,
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -386,6 +501,11 @@ class MulSupConLoss(WeightedSupConLoss):
     |P_c(i)| = V * (samples in the batch carrying c) - 1, the same for every view carrying c.
     """
 
+    name = "mulsupcon"
+    color = "#b279a2"
+    summary = "one anchor row per label: w depends on S∩T only, so R5 pulls like R2"
+    options = (CHUNK_SIZE,)
+
     def __init__(self, temperature: float = 0.07, chunk_size: int | None = None):
         super().__init__(temperature, "count", chunk_size)
 
@@ -412,42 +532,134 @@ class MulSupConLoss(WeightedSupConLoss):
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}"
 
+    def comparable_weights(self, labels: Tensor) -> Tensor:
+        """Weights divided by what an identical sample gets, sum_{c in S} 1/|P_c| (so R2 reads 1).
 
-LOSSES: dict[str, type[WeightedSupConLoss]] = {
-    "sdl": SDLoss,
-    "supcon": SupConLoss,
-    "simclr": SimCLRLoss,
-    "all": AllLoss,
-    "any": AnyLoss,
-    "jaccard": JaccardLoss,
-    "mulsupcon": MulSupConLoss,
-}
-
-
-def loss_options(name: str) -> dict[str, object]:
-    """The options a named loss takes, with their defaults."""
-    cls = _loss_class(name)
-    params = inspect.signature(cls.__init__).parameters
-    return {k: p.default for k, p in params.items() if k != "self"}
+        Every superset (R5) then reads 1 as well: only the shared labels S n T count.
+        """
+        y = self._check_labels(labels, len(labels)).to(torch.float32)
+        weights, _ = self.label_weights(y, 1)
+        identical = weights.diagonal().clone()  # (B,): what a copy of the anchor's set would get
+        scaled = torch.where(
+            identical[:, None] > 0,
+            weights / identical.clamp_min(1e-12)[:, None],
+            torch.zeros_like(weights),
+        )
+        return scaled.fill_diagonal_(0.0)
 
 
-def _loss_class(name: str) -> type[WeightedSupConLoss]:
+class BCELoss(nn.Module):
+    """The non-contrastive reference: a linear multi-label classifier on the same encoder, trained
+    with binary cross-entropy on every view. It takes logits (B*V, C) and labels (B*V, C)."""
+
+    name: ClassVar[str] = "bce"
+    label_kind: ClassVar[str] = "multi"
+    min_views: ClassVar[int] = 1
+    contrastive: ClassVar[bool] = False
+    options: ClassVar[tuple[Option, ...]] = ()
+    color: ClassVar[str] = "#9d755d"
+    summary: ClassVar[str] = "binary cross-entropy on a classifier head (no pairs)"
+
+    def __init__(self, temperature: float | None = None):
+        super().__init__()
+        del (
+            temperature
+        )  # a classifier has no softmax over pairs; accepted so every loss builds alike
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        return F.binary_cross_entropy_with_logits(logits.float(), targets.float())
+
+
+Loss = WeightedSupConLoss | BCELoss
+
+#: name -> class, in the order pages and tables list them (sdl first, then its closest rivals)
+LOSSES: dict[str, type[Loss]] = {}
+
+
+def register_loss(cls: type[Loss]) -> type[Loss]:
+    """Add a loss class to the registry under ``cls.name`` (usable as a class decorator).
+
+    Raises:
+        ValueError: if the class has no name or the name is taken by another class.
+    """
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} needs a class attribute 'name' to be registered")
+    if LOSSES.get(cls.name, cls) is not cls:
+        raise ValueError(f"a loss named {cls.name!r} is registered already")
+    LOSSES[cls.name] = cls
+    return cls
+
+
+def unregister_loss(name: str) -> None:
+    """Remove a loss from the registry (for tests that register a toy loss)."""
+    LOSSES.pop(name, None)
+
+
+for _cls in (SDLoss, MulSupConLoss, AllLoss, AnyLoss, JaccardLoss, BCELoss, SupConLoss, SimCLRLoss):
+    register_loss(_cls)
+
+
+def loss_class(name: str) -> type[Loss]:
+    """The registered class of a loss name.
+
+    Raises:
+        ValueError: for an unknown name, listing the known ones.
+    """
     if name not in LOSSES:
-        raise ValueError(f"unknown loss name {name!r}; choose one of {sorted(LOSSES)}")
+        raise ValueError(f"unknown loss name {name!r}; choose one of {', '.join(LOSSES)}")
     return LOSSES[name]
 
 
-def build_loss(name: str, **options) -> WeightedSupConLoss:
+def loss_names(*, label_kind: str | None = None, contrastive: bool | None = None) -> list[str]:
+    """Registered loss names in registry order, optionally only one label kind or contrastive ones."""
+    return [
+        name
+        for name, cls in LOSSES.items()
+        if (label_kind is None or cls.label_kind == label_kind)
+        and (contrastive is None or cls.contrastive == contrastive)
+    ]
+
+
+def compared_losses() -> list[str]:
+    """The losses whose pair weights can be compared on label sets: contrastive and multi-label."""
+    return loss_names(label_kind="multi", contrastive=True)
+
+
+def loss_options(name: str) -> dict[str, object]:
+    """The options a named loss takes (besides ``temperature``), with their defaults."""
+    return {o.name: o.default for o in loss_class(name).options}
+
+
+def loss_label(name: str, options: Mapping[str, object] | None = None) -> str:
+    """The loss's name and every option that differs from its default: "sdl (symmetric=True)"."""
+    defaults = loss_options(name)
+    changed = [f"{k}={v}" for k, v in (options or {}).items() if defaults.get(k, v) != v]
+    return f"{name} ({', '.join(changed)})" if changed else name
+
+
+def parse_loss_options(name: str, options: Mapping[str, object]) -> dict[str, object]:
+    """``options`` for loss ``name``, each parsed and checked against its declared type and bounds.
+
+    Raises:
+        ValueError: for an unknown option, a bad value, or ``temperature`` (it has its own setting).
+    """
+    cls = loss_class(name)
+    if "temperature" in options:
+        raise ValueError(
+            "temperature is not a loss option here: set it with the temperature setting "
+            "(--temperature on the command line)"
+        )
+    return parse_options(cls.options, options, f"loss {name!r}")
+
+
+def build_loss(name: str, temperature: float | None = None, **options: object) -> Loss:
     """Build a named loss: ``build_loss("sdl", temperature=0.1, dissimilarity="ratio")``.
 
     Raises:
-        ValueError: for an unknown name or an option the loss does not take.
+        ValueError: for an unknown name, an option the loss does not take, or a bad value.
     """
-    cls = _loss_class(name)
-    allowed = loss_options(name)
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {unknown} for loss {name!r}; it takes {sorted(allowed)}"
-        )
-    return cls(**options)
+    cls = loss_class(name)
+    parsed = parse_options(cls.options, options, f"loss {name!r}")
+    if temperature is None:
+        temperature = TEMPERATURE.default
+    return cls(temperature=validate_temperature(temperature), **parsed)

@@ -35,6 +35,8 @@ HISTORY = "history.csv"
 METRICS = "metrics.json"
 EMBEDDINGS = "embeddings.npz"
 CHECKPOINT = "checkpoint.pt"
+#: the files whose presence makes a folder a run, and whose times say it changed
+RUN_FILES = (CONFIG, STATUS, HISTORY, METRICS, EMBEDDINGS)
 
 STATES = ("running", "done", "failed")
 
@@ -124,12 +126,143 @@ class Run:
         return read_embeddings(self.path)
 
 
-def _read_json(path: Path) -> dict:
-    with open(path, encoding="utf-8") as handle:
-        value = json.load(handle)
+def read_json(path: str | os.PathLike) -> dict:
+    """A JSON object from ``path``.
+
+    Raises:
+        FileNotFoundError: if there is no such file.
+        ValueError: if it is not valid JSON or not an object.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = json.load(handle)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc})") from None
     if not isinstance(value, dict):
         raise ValueError("not a JSON object")
     return value
+
+
+# --- the schema: what each file must hold for the pages and commands to use it --------------------
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def config_problems(config: dict) -> list[str]:
+    """What is wrong with a config.json's content (empty when nothing is)."""
+    problems = []
+    for key in ("dataset", "loss"):
+        if key in config and not isinstance(config[key], str):
+            problems.append(f"{key} must be text, got {config[key]!r}")
+    if "seed" in config and not _is_int(config["seed"]):
+        problems.append(f"seed must be an integer, got {config['seed']!r}")
+    if "temperature" in config and not _is_number(config["temperature"]):
+        problems.append(f"temperature must be a number, got {config['temperature']!r}")
+    names = config.get("label_names")
+    if names is not None and (
+        not isinstance(names, list) or not all(isinstance(n, str | int) for n in names)
+    ):
+        problems.append("label_names must be a list of names")
+    return problems
+
+
+def status_problems(status: dict) -> list[str]:
+    """What is wrong with a status.json's content (empty when nothing is)."""
+    problems = []
+    if status.get("state") not in STATES:
+        problems.append(f"state must be one of {STATES}, got {status.get('state')!r}")
+    for key in ("epoch", "epochs", "pid"):
+        if status.get(key) is not None and not _is_int(status[key]):
+            problems.append(f"{key} must be an integer, got {status[key]!r}")
+    if "updated" in status and not _is_number(status["updated"]):
+        problems.append(f"updated must be a time in seconds, got {status['updated']!r}")
+    return problems
+
+
+def read_config(run_dir: str | os.PathLike) -> dict:
+    """A run's config.json, checked against the schema.
+
+    Raises:
+        RunError: naming the folder and what is wrong (missing, corrupt, or a bad field).
+    """
+    path = Path(run_dir)
+    try:
+        config = read_json(path / CONFIG)
+    except FileNotFoundError as exc:
+        raise RunError(f"{path}: no {CONFIG}, not a run folder") from exc
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{path}: {CONFIG} is corrupt ({exc})") from exc
+    problems = config_problems(config)
+    if problems:
+        raise RunError(f"{path}: {CONFIG} is corrupt ({'; '.join(problems)})")
+    return config
+
+
+def read_status(run_dir: str | os.PathLike) -> tuple[dict | None, str | None]:
+    """A run's status.json, or None and what is wrong with it (None, None: not written yet)."""
+    path = Path(run_dir) / STATUS
+    try:
+        status = read_json(path)
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError) as exc:
+        return None, f"{STATUS} is corrupt ({exc})"
+    problems = status_problems(status)
+    if problems:
+        return None, f"{STATUS} is corrupt ({'; '.join(problems)})"
+    return status, None
+
+
+def read_history(run_dir: str | os.PathLike) -> tuple[pd.DataFrame | None, str | None]:
+    """A run's history.csv, or None and what is wrong with it (None, None: not written yet)."""
+    path = Path(run_dir) / HISTORY
+    if not path.is_file():
+        return None, None
+    try:
+        history = pd.read_csv(path)
+        if "epoch" not in history.columns or "loss" not in history.columns:
+            raise ValueError("needs columns epoch and loss")
+    except Exception as exc:  # pandas raises many kinds for a damaged file
+        return None, f"{HISTORY} is corrupt ({exc})"
+    return history, None
+
+
+def folder_signature(root: str | os.PathLike) -> tuple:
+    """Names and file times of the run folders under ``root``: changes whenever a run writes a file."""
+    root = Path(root)
+    if not root.is_dir():
+        return ()
+    signature = []
+    for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        times = []
+        for name in RUN_FILES:
+            try:
+                times.append((child / name).stat().st_mtime_ns)
+            except OSError:
+                times.append(0)
+        signature.append((child.name, tuple(times)))
+    return tuple(signature)
+
+
+def folders_with_status(root: str | os.PathLike) -> list[Path]:
+    """Run folders under ``root`` that have a status.json, most recently updated first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        try:
+            if child.is_dir() and not child.name.startswith("."):
+                found.append(((child / STATUS).stat().st_mtime, child))
+        except OSError:
+            continue
+    return [path for _, path in sorted(found, key=lambda item: item[0], reverse=True)]
 
 
 def read_embeddings(run_dir: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -149,36 +282,21 @@ def read_embeddings(run_dir: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def read_run(run_dir: str | os.PathLike) -> Run:
-    """Read a run folder. Raises RunError only when there is no readable config.json."""
+    """Read a run folder. Raises RunError only when there is no usable config.json."""
     path = Path(run_dir)
-    try:
-        config = _read_json(path / CONFIG)
-    except FileNotFoundError as exc:
-        raise RunError(f"{path}: no {CONFIG}, not a run folder") from exc
-    except (OSError, ValueError) as exc:
-        raise RunError(f"{path}: {CONFIG} is corrupt ({exc})") from exc
+    config = read_config(path)
     problems: list[str] = []
-    try:
-        status = _read_json(path / STATUS)
-    except FileNotFoundError:
+    status, problem = read_status(path)
+    if status is None:
         status = {"state": "unknown"}
-        problems.append(f"no {STATUS}")
-    except (OSError, ValueError) as exc:
-        status = {"state": "unknown"}
-        problems.append(f"{STATUS} is corrupt ({exc})")
-    history = None
-    if (path / HISTORY).is_file():
-        try:
-            history = pd.read_csv(path / HISTORY)
-            if "epoch" not in history.columns or "loss" not in history.columns:
-                raise ValueError("needs columns epoch and loss")
-        except Exception as exc:
-            history = None
-            problems.append(f"{HISTORY} is corrupt ({exc})")
+        problems.append(problem or f"no {STATUS}")
+    history, problem = read_history(path)
+    if problem:
+        problems.append(problem)
     metrics = None
     if (path / METRICS).is_file():
         try:
-            metrics = _read_json(path / METRICS)
+            metrics = read_json(path / METRICS)
         except (OSError, ValueError) as exc:
             problems.append(f"{METRICS} is corrupt ({exc})")
     elif status.get("state") == "done":
@@ -197,9 +315,7 @@ def list_runs(root: str | os.PathLike) -> tuple[list[Run], list[RunError]]:
     if not root.is_dir():
         return runs, errors
     for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        looks_like_run = any(
-            (child / f).exists() for f in (CONFIG, STATUS, HISTORY, METRICS, EMBEDDINGS)
-        )
+        looks_like_run = any((child / f).exists() for f in RUN_FILES)
         if not looks_like_run:
             continue
         try:

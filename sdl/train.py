@@ -26,22 +26,22 @@ import random
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 import sdl
 from sdl import evaluate, runs
 from sdl.data.base import DatasetSplits
-from sdl.losses import LOSSES, build_loss
+from sdl.distributed import Dist, setup_distributed
+from sdl.losses import TEMPERATURE, build_loss, loss_class, loss_names, parse_loss_options
 from sdl.models import ENCODERS, Model, build_model
+from sdl.options import Option
 
-TRAIN_LOSSES = (*LOSSES, "bce")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 HISTORY_COLUMNS = ["epoch", "loss", "lr", "seconds", "anchors_without_positives"]
 # Config fields that may change between an interrupted run and its resumption.
@@ -79,72 +79,60 @@ class TrainConfig:
         return Path(self.out or f"runs/{self.dataset}-{self.loss}-seed{self.seed}")
 
     def validate(self) -> None:
-        """Raise ValueError for any value that cannot work."""
-        checks = [
-            (self.loss in TRAIN_LOSSES, f"loss must be one of {TRAIN_LOSSES}, got {self.loss!r}"),
-            (int(self.epochs) >= 1, f"epochs must be >= 1, got {self.epochs}"),
-            (int(self.batch_size) >= 2, f"batch_size must be >= 2, got {self.batch_size}"),
-            (float(self.temperature) > 0, f"temperature must be > 0, got {self.temperature}"),
-            (float(self.lr) > 0, f"lr must be > 0, got {self.lr}"),
-            (float(self.weight_decay) >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
-            (
-                float(self.warmup_epochs) >= 0,
-                f"warmup_epochs must be >= 0, got {self.warmup_epochs}",
-            ),
-            (int(self.views) >= 1, f"views must be >= 1, got {self.views}"),
-            (int(self.embed_dim) >= 1, f"embed_dim must be >= 1, got {self.embed_dim}"),
-            (self.amp in AMP_MODES, f"amp must be one of {AMP_MODES}, got {self.amp!r}"),
-            (self.encoder in ENCODERS, f"encoder must be one of {ENCODERS}, got {self.encoder!r}"),
-            (int(self.max_embeddings) >= 1, "max_embeddings must be >= 1"),
-            (int(self.max_eval_train) >= 10, "max_eval_train must be >= 10"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+        """Raise ValueError for any value that cannot work (each setting's bounds: FIELD_OPTIONS)."""
+        for name, option in FIELD_OPTIONS.items():
+            option.parse(getattr(self, name))
+        for name, choices in (("amp", AMP_MODES), ("encoder", ENCODERS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
         if self.device != "auto":
-            torch.device(self.device)  # raises for a malformed device string
-        if self.loss == "supcon":
+            try:
+                torch.device(self.device)
+            except (RuntimeError, TypeError, ValueError):
+                raise ValueError(
+                    f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
+                ) from None
+        cls = loss_class(self.loss)
+        if cls.label_kind == "single":
             raise ValueError(
-                "supcon takes one class per item and these datasets are multi-label; "
-                "use 'all' (SupCon with each distinct label set as a class) or 'sdl'"
+                f"{self.loss} takes one class per item and these datasets are multi-label; use "
+                f"one of {', '.join(loss_names(label_kind='multi'))}"
             )
-        if self.loss != "bce":
-            loss = build_loss(self.loss, temperature=self.temperature, **self.loss_options)
-            if self.views < loss.min_views:
-                raise ValueError(f"loss {self.loss!r} needs views >= {loss.min_views}")
-        elif self.loss_options:
-            raise ValueError(f"bce takes no loss options, got {sorted(self.loss_options)}")
+        if not isinstance(self.loss_options, dict):
+            raise ValueError(f"loss_options must be a dict, got {self.loss_options!r}")
+        parse_loss_options(self.loss, self.loss_options)
+        if int(self.views) < cls.min_views:
+            raise ValueError(f"loss {self.loss!r} needs views >= {cls.min_views}, got {self.views}")
+
+    def views_trained(self) -> int:
+        """Views per item in a batch: a classifier (the bce reference) sees one."""
+        return int(self.views) if loss_class(self.loss).contrastive else 1
+
+    def build_loss(self):
+        """The loss module of this run, with its options parsed and the run's temperature."""
+        options = parse_loss_options(self.loss, self.loss_options)
+        return build_loss(self.loss, temperature=self.temperature, **options)
 
 
-# --- processes and devices ----------------------------------------------------------------------
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(device_choice: str) -> tuple[Dist, torch.device]:
-    """Join the torchrun process group when RANK/WORLD_SIZE say so; pick this process's device."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    if device_choice == "auto":
-        device_choice = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device_choice)
-    if world > 1:
-        import torch.distributed as dist
-
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(device)
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(rank, world), device
+#: the bounds of every numeric setting, in one place: the CLI and the dashboard's form use them too
+FIELD_OPTIONS: dict[str, Option] = {
+    "epochs": Option("epochs", int, 10, "passes over the training set", low=1),
+    "batch_size": Option("batch_size", int, 128, "items per batch (all processes)", low=2),
+    "temperature": Option(
+        "temperature", float, 0.1, TEMPERATURE.help, low=TEMPERATURE.low, high=TEMPERATURE.high
+    ),
+    "lr": Option("lr", float, 2e-3, "peak learning rate (AdamW)", low=0.0, low_open=True),
+    "weight_decay": Option("weight_decay", float, 1e-4, "AdamW weight decay", low=0.0),
+    "warmup_epochs": Option("warmup_epochs", float, 0.5, "linear warm-up, in epochs", low=0.0),
+    "seed": Option("seed", int, 0, "initialisation, batches and augmentation", low=0),
+    "views": Option("views", int, 2, "augmented views of each item per batch", low=1),
+    "embed_dim": Option("embed_dim", int, 128, "size of the projection head's output", low=1),
+    "max_embeddings": Option("max_embeddings", int, 2000, "held-out items kept", low=1),
+    "max_eval_train": Option("max_eval_train", int, 10000, "training items for the probe", low=10),
+}
 
 
+# --- devices -------------------------------------------------------------------------------------
 def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype, or None for full precision. AMP runs only on CUDA."""
     if device.type != "cuda" or mode == "off":
@@ -248,7 +236,7 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
 # --- one step ---------------------------------------------------------------------------------------
 def compute_loss(
     model: nn.Module,
-    loss_fn: nn.Module | None,
+    loss_fn: nn.Module,
     views: Tensor,
     labels: Tensor,
     dist: Dist,
@@ -259,9 +247,8 @@ def compute_loss(
     """
     b, v = views.shape[:2]
     out = model(views.flatten(0, 1))  # (B*V, D) embeddings or (B*V, C) logits
-    if loss_fn is None:  # bce: every view is an independent example of its label set
-        targets = labels.float().repeat_interleave(v, 0)
-        return F.binary_cross_entropy_with_logits(out.float(), targets), float("nan")
+    if not loss_fn.contrastive:  # a classifier: every view is an example of its label set
+        return loss_fn(out, labels.repeat_interleave(v, 0)), float("nan")
     features = out.view(b, v, -1)  # (B, V, D)
     if dist.world > 1:
         from sdl.distributed import gather_batch
@@ -356,7 +343,7 @@ def new_model(config: TrainConfig, data: DatasetSplits) -> Model:
         tuple(data.train.inputs.shape[1:]),
         encoder=config.encoder,
         embed_dim=config.embed_dim,
-        head="classifier" if config.loss == "bce" else "projection",
+        head="projection" if loss_class(config.loss).contrastive else "classifier",
         num_labels=data.train.num_labels,
     )
 
@@ -431,10 +418,8 @@ def train(
             net = nn.parallel.DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None
             )
-        loss_fn = None
-        if config.loss != "bce":
-            loss_fn = build_loss(config.loss, temperature=config.temperature, **config.loss_options)
-        views = 1 if config.loss == "bce" else config.views
+        loss_fn = config.build_loss()
+        views = config.views_trained()
         opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         n_train = len(data.train)
         steps_per_epoch = len(batches(n_train, config.batch_size, dist.world, torch.Generator()))
@@ -548,9 +533,3 @@ def _progress(total: int, epoch: int, epochs: int, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=f"epoch {epoch}/{epochs}", leave=False, file=sys.stderr)
-
-
-def config_from_dict(values: dict) -> TrainConfig:
-    """The TrainConfig stored in a config.json (extra keys, such as versions, are ignored)."""
-    names = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in values.items() if k in names})

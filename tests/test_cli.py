@@ -15,12 +15,21 @@ TINY = ["--dataset", "digits-mosaic", "--epochs", "1", "--batch-size", "64",
     [
         (["train", "--dataset", "cifar", "--loss", "sdl"], "invalid choice: 'cifar'"),
         (["train", "--dataset", "digits-mosaic", "--loss", "triplet"], "invalid choice: 'triplet'"),
-        (["train", "--dataset", "digits-mosaic", "--loss", "sdl", "--epochs", "0"], "must be >= 1"),
-        (["train", "--dataset", "digits-mosaic", "--loss", "sdl", "--lr", "-1"], "must be a finite"),
+        (["train", "--dataset", "digits-mosaic", "--loss", "sdl", "--epochs", "0"],
+         "epochs must be an integer >= 1, got 0"),
+        (["train", "--dataset", "digits-mosaic", "--loss", "sdl", "--lr", "-1"], "lr must be a number > 0"),
         (["train", "--dataset", "digits-mosaic", "--loss", "sdl", "--loss-option", "x"], "KEY=VALUE"),
         (["train", "--dataset", "digits-mosaic", "--loss", "sdl", "--loss-option", "bogus=1"],
          "unknown option"),
         (["train", "--dataset", "digits-mosaic", "--loss", "supcon"], "multi-label"),
+        (["train", "--dataset", "digits-mosaic", "--loss", "sdl", "--loss-option",
+          "temperature=0.2"], "temperature is not a loss option"),
+        (["train", "--dataset", "digits-mosaic", "--loss", "sdl", "--loss-option",
+          "chunk_size=2.7"], "chunk_size must be an integer"),
+        (["train", "--dataset", "digits-mosaic", "--loss", "bce", "--loss-option",
+          "symmetric=false"], "unknown option"),
+        (["train", "--dataset", "digits-mosaic", "--loss", "sdl", "--temperature", "1e-39"],
+         "temperature must be a number >= 0.001"),
         (["compare", "--dataset", "digits-mosaic", "--losses", "sdl,nope", "--out", "x"], "nope"),
         (["compare", "--dataset", "digits-mosaic", "--seeds", "a", "--out", "x"], "seeds"),
     ],
@@ -94,3 +103,39 @@ def test_summary_mean_and_std_over_seeds():
     assert summary.loc[0, "mAP_mean"] == pytest.approx(0.6)
     assert summary.loc[0, "mAP_std"] == pytest.approx(pd.Series([0.5, 0.7]).std())
     assert summary.loc[0, "runs"] == 2
+
+
+def test_boolean_loss_options_read_as_booleans():
+    args = cli.build_parser().parse_args(
+        ["train", "--dataset", "digits-mosaic", "--loss", "sdl", "--loss-option", "symmetric=False"]
+    )
+    config = cli.config_from_args(args, "sdl", 0, "runs/x")
+    assert config.loss_options == {"symmetric": False}
+
+
+def test_train_argv_round_trips_every_setting():
+    from sdl.train import TrainConfig
+
+    config = TrainConfig(
+        dataset="yeast",
+        loss="sdl",
+        loss_options={"symmetric": True, "dissimilarity": "ratio", "chunk_size": 64},
+        epochs=3,
+        batch_size=32,
+        temperature=0.25,
+        lr=1e-3,
+        weight_decay=0.0,
+        warmup_epochs=1.5,
+        seed=7,
+        device="cpu",
+        amp="off",
+        encoder="mlp",
+        embed_dim=16,
+        views=3,
+        dataset_options={"n_train": 100, "features": "tfidf"},
+        max_embeddings=50,
+        save_checkpoint=False,
+        out="runs/round-trip",
+    )
+    args = cli.build_parser().parse_args(cli.train_argv(config))
+    assert cli.config_from_args(args, args.loss, args.seed, args.out) == config

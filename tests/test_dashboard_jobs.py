@@ -8,8 +8,9 @@ import time
 import pytest
 
 from dashboard import jobs, sources
-from dashboard.fixtures import write_sample_run
-from sdl.runs import write_status
+from sdl.runs import folder_signature, write_status
+from sdl.train import TrainConfig
+from tests.run_fixtures import write_sample_run
 
 
 @pytest.mark.parametrize("text", ["../elsewhere", "runs/../../x", "/etc", "/tmp/../etc", "  "])
@@ -36,24 +37,50 @@ def test_load_folder_lists_runs_and_broken_folders(tmp_path):
     refs, errors = sources.load_folder(tmp_path, "runs")
     assert [ref.key for ref, _ in refs] == ["runs/good"]
     assert len(errors) == 1 and "corrupt" in errors[0]
-    before = sources.folder_signature(tmp_path)
+    before = folder_signature(tmp_path)
     write_status(tmp_path / "good", "done", epoch=9, epochs=9)
-    assert sources.folder_signature(tmp_path) != before
+    assert folder_signature(tmp_path) != before
 
 
-def request(name="job", **kw):
-    return jobs.TrainRequest(name=name, dataset="digits-mosaic", loss="sdl", **kw)
+def config(**kw) -> TrainConfig:
+    return TrainConfig(dataset="digits-mosaic", loss="sdl", **kw)
 
 
-def test_request_validation():
-    assert request().problems() == []
-    assert request(name="../x").problems()
-    assert request(epochs=10_000).problems()
-    assert request(batch_size=2).problems()
-    assert request(device="tpu").problems()
-    command = request(epochs=3).command(sources.REPO / "runs" / "job")
+@pytest.mark.parametrize(
+    ("name", "changes", "match"),
+    [
+        ("../x", {}, "run name"),
+        (".hidden", {}, "run name"),
+        ("job", {"epochs": 0}, "epochs must be"),
+        ("job", {"batch_size": 1}, "batch_size must be"),
+        ("job", {"device": "tpu"}, "device must be"),
+        ("job", {"loss_options": {"symmetric": "maybe"}}, "symmetric must be"),
+    ],
+)
+def test_start_refuses_what_the_trainer_would(tmp_path, name, changes, match):
+    with pytest.raises(ValueError, match=match):
+        jobs.start(tmp_path, name, config(**changes), command=stand_in("pass"))
+    assert not (tmp_path / "job").exists()
+
+
+def test_the_job_command_is_the_cli_with_every_setting(tmp_path):
+    from sdl import cli
+
+    wanted = config(epochs=3, loss_options={"dissimilarity": "ratio"}, out=str(tmp_path / "job"))
+    command = jobs.trainer_command(wanted)
     assert command[:4] == [sys.executable, "-m", "sdl", "train"]
-    assert "--epochs" in command and "3" in command
+    args = cli.build_parser().parse_args(command[3:])
+    assert cli.config_from_args(args, args.loss, args.seed, args.out) == wanted
+
+
+def test_concurrent_jobs_are_capped(tmp_path, monkeypatch):
+    monkeypatch.setenv(jobs.MAX_JOBS_ENV, "1")
+    jobs.start(tmp_path, "first", config(), command=stand_in("import time; time.sleep(30)"))
+    try:
+        with pytest.raises(ValueError, match="limit"):
+            jobs.start(tmp_path, "second", config(), command=stand_in("pass"))
+    finally:
+        jobs.cancel(tmp_path, "first")
 
 
 def stand_in(script: str) -> list[str]:
@@ -77,12 +104,12 @@ def test_running_job_can_be_cancelled(tmp_path):
         f"write_status({str(out)!r}, 'running', epoch=1, epochs=5, pid=__import__('os').getpid());"
         "time.sleep(60)"
     )
-    jobs.start(tmp_path, request(), command=stand_in(script))
+    jobs.start(tmp_path, "job", config(), command=stand_in(script))
     assert wait_for(lambda: jobs.view(tmp_path, "job").state == "running")
     view = jobs.view(tmp_path, "job")
     assert view.active and view.progress == pytest.approx(0.2)
     with pytest.raises(ValueError, match="exists"):
-        jobs.start(tmp_path, request(), command=stand_in("pass"))
+        jobs.start(tmp_path, "job", config(), command=stand_in("pass"))
     assert jobs.cancel(tmp_path, "job")
     assert jobs.view(tmp_path, "job").state == "cancelled"
     assert not jobs.cancel(tmp_path, "job")
@@ -91,7 +118,7 @@ def test_running_job_can_be_cancelled(tmp_path):
 
 def test_crashed_job_shows_its_log(tmp_path):
     jobs.start(
-        tmp_path, request(), command=stand_in("import sys; print('bad dataset'); sys.exit(3)")
+        tmp_path, "job", config(), command=stand_in("import sys; print('bad dataset'); sys.exit(3)")
     )
     assert wait_for(lambda: not jobs.view(tmp_path, "job").active)
     view = jobs.view(tmp_path, "job")

@@ -17,9 +17,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import jobs
-from dashboard.fixtures import write_sample_run, write_sample_runs
 from sdl import projection
 from sdl.runs import EMBEDDINGS, write_status
+from tests.run_fixtures import write_sample_run, write_sample_runs
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
@@ -97,8 +97,8 @@ def test_relations_page_opens_on_a_demo_run(app):
 
 
 def test_relations_variants_and_scope(app):
-    app.toggle(key="rel_sym").set_value(True).run()
-    app.radio(key="rel_dis").set_value("ratio").run()
+    app.toggle(key="rel_opt_sdl_symmetric").set_value(True).run()
+    app.radio(key="rel_opt_sdl_dissimilarity").set_value("ratio").run()
     app.radio(key="rel_scope").set_value("the whole batch").run()
     no_exceptions(app)
     assert "whole batch" in charts(app)["rel_weights"]["layout"]["title"]["text"]
@@ -165,11 +165,9 @@ def test_training_start_and_cancel(app, folders, monkeypatch):
         "time.sleep(60)"
     )
     monkeypatch.setattr(
-        jobs.TrainRequest, "command", lambda self, out: [sys.executable, "-c", script, str(out)]
+        jobs, "trainer_command", lambda config: [sys.executable, "-c", script, config.out]
     )
     app.switch_page("views/training.py").run()
-    form = app.get("form")[0] if app.get("form") else None
-    assert form is not None
     app.text_input(key="train_name").set_value("ui-job")
     start = next(b for b in app.button if b.label == "Start training")
     start.click().run()

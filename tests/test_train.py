@@ -141,13 +141,19 @@ def test_a_failing_run_says_so_and_reraises(tmp_path):
     ("changes", "match"),
     [
         ({"loss": "supcon"}, "multi-label"),
-        ({"loss": "triplet"}, "loss must be one of"),
+        ({"loss": "triplet"}, "unknown loss name"),
         ({"epochs": 0}, "epochs"),
         ({"batch_size": 1}, "batch_size"),
         ({"temperature": 0}, "temperature"),
         ({"loss": "simclr", "views": 1}, "views"),
         ({"amp": "fp8"}, "amp"),
         ({"loss_options": {"bogus": 1}}, "unknown option"),
+        ({"loss_options": {"temperature": 0.2}}, "temperature is not a loss option"),
+        ({"loss_options": {"chunk_size": 2.7}}, "chunk_size must be an integer"),
+        ({"loss_options": {"symmetric": "maybe"}}, "symmetric must be true or false"),
+        ({"loss": "bce", "loss_options": {"symmetric": True}}, "unknown option"),
+        ({"temperature": 1e-39}, "temperature must be"),
+        ({"device": "bogus"}, "device must be"),
     ],
 )
 def test_bad_configs_are_refused_before_anything_is_written(tmp_path, changes, match):

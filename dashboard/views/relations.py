@@ -12,16 +12,19 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import analysis, ui
-from dashboard.analysis import COMPARED_LOSSES, MAX_BATCH, SdlOptions
 from dashboard.style import (
-    LOSS_COLORS,
     RELATION_COLORS,
     RELATION_LABELS,
     RELATIONS_CAPTION,
+    loss_colors,
     relation_colorscale,
 )
+from sdl import explain
 from sdl.evaluate import seeded_subset
-from sdl.relations import DISSIMILARITY_FORMS, SIMILARITY_FORMS, WEIGHT_COMPONENTS, Relation
+from sdl.explain import MAX_BATCH
+from sdl.losses import SDLoss, compared_losses, loss_class, loss_label, loss_options
+from sdl.options import Option
+from sdl.relations import Relation
 
 SOURCES = ("A run's held-out set", "A dataset", "Generate", "Type")
 EXAMPLE_SETS = ["0,1,2", "0,1,2", "0,1", "0,1,2,3", "0,3", "3,4", "2", "1,2,5", "0,1,2,4,5", "4,5"]
@@ -55,20 +58,20 @@ def _dataset(name: str, seed: int):
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _relations(labels: np.ndarray, options: SdlOptions) -> analysis.BatchRelations:
-    return analysis.batch_relations(labels, options)
+def _relations(labels: np.ndarray, sdl_options: dict) -> explain.BatchRelations:
+    return explain.batch_relations(labels, sdl_options)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _weights_by_relation(
-    labels: np.ndarray, anchor: int | None, options: SdlOptions
+    labels: np.ndarray, anchor: int | None, losses: tuple[str, ...], options: dict
 ) -> pd.DataFrame:
-    return analysis.weights_by_relation(labels, anchor, COMPARED_LOSSES, options)
+    return explain.weights_by_relation(labels, anchor, losses, options)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _loss_terms(embeddings, labels, anchor, loss, temperature, options):
-    return analysis.anchor_loss_terms(embeddings, labels, anchor, loss, temperature, options)
+    return explain.anchor_loss_terms(embeddings, labels, anchor, loss, temperature, options)
 
 
 # --- choosing a batch -------------------------------------------------------------------------
@@ -90,7 +93,7 @@ def batch_from_run() -> Batch | None:
     runs, _ = ui.all_runs()
     runs = ui.with_embeddings(runs)
     by_key = {ref.key: (ref, run) for ref, run in runs}
-    default = ui.default_keys(runs, ("sdl",), 1)
+    default = ui.default_keys(runs, (SDLoss.name,), 1)
     cols = st.columns([3, 2, 1])
     key = cols[0].selectbox(
         "Run",
@@ -158,7 +161,7 @@ def batch_generated() -> Batch:
     )
     size = cols[2].slider("Batch size", 2, MAX_BATCH, 32, key="rel_gen_batch")
     seed = int(cols[3].number_input("Seed", 0, 10_000, 0, key="rel_gen_seed"))
-    labels = analysis.random_label_sets(size, classes, mean, seed)
+    labels = explain.random_label_sets(size, classes, mean, seed)
     return Batch(labels=labels, names=[str(i) for i in range(classes)], origin="generated")
 
 
@@ -196,43 +199,49 @@ def choose_batch() -> Batch | None:
     return batch_typed()
 
 
-def choose_variant() -> SdlOptions:
-    with st.expander("SDL variant (the options the paper leaves open, and ablations)"):
-        cols = st.columns(4)
-        similarity = cols[0].radio(
-            "Similarity K^s",
-            SIMILARITY_FORMS,
-            key="rel_sim",
-            help="anchor: |S∩T|/|S| · jaccard: |S∩T|/|S∪T|",
-        )
-        dissimilarity = cols[1].radio(
-            "Dissimilarity K^d",
-            DISSIMILARITY_FORMS,
-            key="rel_dis",
-            help="count: 1/(1+|T\\S|) · ratio: |S∩T|/|T|",
-        )
-        components = cols[2].radio(
-            "Weight uses",
-            WEIGHT_COMPONENTS,
-            key="rel_comp",
-            help="both: K^s·K^d; or one factor alone",
-        )
-        symmetric = cols[3].toggle(
-            "Symmetric", key="rel_sym", help="√(w(i,j)·w(j,i)): subset and superset pairs meet"
-        )
-    return SdlOptions(similarity, dissimilarity, components, bool(symmetric))
+def weight_options(loss: str) -> tuple[Option, ...]:
+    """The options of ``loss`` that change its pair weights (the ones this page can show)."""
+    return tuple(o for o in loss_class(loss).options if o.group == "weights")
 
 
-def default_anchor(rel: np.ndarray) -> int:
-    """The anchor whose row shows the most relations (R2 and R5 first), so the charts have content."""
-    best, best_score = 0, -1.0
-    for i in range(len(rel)):
-        row = np.delete(rel[i], i)
-        present = {int(v) for v in np.unique(row)}
-        score = len(present) + 2 * (2 in present) + 2 * (5 in present)
-        if score > best_score:
-            best, best_score = i, score
-    return best
+def option_control(option: Option, key: str, container) -> object:
+    """A compact control for a weight option: radio for choices, toggle for a flag, number else."""
+    if option.choices is not None:
+        return container.radio(option.name, option.choices, key=key, help=option.help)
+    if option.kind is bool:
+        return bool(container.toggle(option.name, key=key, help=option.help))
+    return option.parse(
+        container.number_input(
+            option.name,
+            min_value=option.low,
+            max_value=(option.high - 1e-6) if option.high_open else option.high,
+            value=option.default,
+            key=key,
+            help=option.help,
+        )
+    )
+
+
+def choose_variants(losses: list[str]) -> dict[str, dict]:
+    """The weight options of every compared loss (SDL's variants and ablations among them)."""
+    chosen: dict[str, dict] = {}
+    with st.expander("Loss variants (the options the paper leaves open, and ablations)"):
+        for loss in losses:
+            options = weight_options(loss)
+            if not options:
+                continue
+            st.markdown(f"**{loss}** · {loss_class(loss).summary}")
+            cols = st.columns(max(4, len(options)))
+            chosen[loss] = {
+                o.name: option_control(o, f"rel_opt_{loss}_{o.name}", cols[n])
+                for n, o in enumerate(options)
+            }
+    return chosen
+
+
+def is_default(loss: str, options: dict | None) -> bool:
+    defaults = loss_options(loss)
+    return all(defaults.get(k) == v for k, v in (options or {}).items())
 
 
 def choose_anchor(batch: Batch, rel: np.ndarray) -> int:
@@ -241,7 +250,7 @@ def choose_anchor(batch: Batch, rel: np.ndarray) -> int:
             f"Anchor (item 0–{len(batch.labels) - 1})",
             0,
             len(batch.labels) - 1,
-            default_anchor(rel),
+            explain.most_varied_anchor(rel),
             key=f"rel_anchor_{batch.token}",
             help="The anchor's row of the matrix: how every other item relates to it.",
         )
@@ -338,15 +347,18 @@ def factor_figure(matrix: np.ndarray, title: str) -> go.Figure:
     return fig
 
 
-def weights_figure(table: pd.DataFrame, scope: str) -> go.Figure:
+def weights_figure(table: pd.DataFrame, scope: str, names: dict[str, str]) -> go.Figure:
+    """Grouped bars per relation; ``names`` gives each loss's legend name (its active variant)."""
+    table = table.assign(shown=table["loss"].map(names))
+    colours = {names[loss]: colour for loss, colour in loss_colors(names).items()}
     fig = px.bar(
         table,
         x="relation",
         y="weight",
-        color="loss",
+        color="shown",
         barmode="group",
-        color_discrete_map=LOSS_COLORS,
-        category_orders={"relation": RELATION_ORDER, "loss": list(COMPARED_LOSSES)},
+        color_discrete_map=colours,
+        category_orders={"relation": RELATION_ORDER, "shown": list(names.values())},
         text="weight",
         hover_data={"pairs": True, "name": True},
     )
@@ -387,9 +399,14 @@ def item_view(batch: Batch, index: int) -> None:
             st.caption(str(batch.texts[index])[:300])
 
 
-def pairs_table(batch: Batch, anchor: int, options: SdlOptions) -> None:
-    table = analysis.anchor_pairs(batch.labels, anchor, options, batch.names)
-    table = table.sort_values(["relation", "w"], ascending=[True, False])
+def pairs_table(batch: Batch, anchor: int, sdl_options: dict) -> None:
+    table = explain.anchor_pairs(batch.labels, anchor, sdl_options)
+    table.insert(
+        1,
+        "labels",
+        [analysis.format_label_set(batch.labels[j], batch.names) for j in table["sample"]],
+    )
+    formula = SDLoss.weight_formula(sdl_options)
     column_config = {
         "sample": st.column_config.NumberColumn("sample", width="small"),
         "K^s": st.column_config.NumberColumn(
@@ -398,7 +415,9 @@ def pairs_table(batch: Batch, anchor: int, options: SdlOptions) -> None:
         "K^d": st.column_config.NumberColumn(
             "K^d", help="1/(1+labels the sample has beyond the anchor)"
         ),
-        "w": st.column_config.NumberColumn("w = K^s·K^d", help="SDL weight of the pair"),
+        "w": st.column_config.NumberColumn(
+            formula, help=f"weight of the pair under {loss_label(SDLoss.name, sdl_options)}"
+        ),
     }
     if batch.thumbs is not None and len(table) <= 256:
         table.insert(0, "image", [ui.thumb_data_uri(batch.thumbs[j]) for j in table["sample"]])
@@ -413,7 +432,7 @@ def pairs_table(batch: Batch, anchor: int, options: SdlOptions) -> None:
     ui.download_table(table.drop(columns=["image"], errors="ignore"), "anchor_pairs", "dl_pairs")
 
 
-def loss_terms_section(batch: Batch, anchor: int, options: SdlOptions) -> None:
+def loss_terms_section(batch: Batch, anchor: int, options: dict[str, dict]) -> None:
     st.subheader("How this anchor pulls and pushes, in the run's learned space")
     if batch.embeddings is None:
         st.info(
@@ -422,7 +441,13 @@ def loss_terms_section(batch: Batch, anchor: int, options: SdlOptions) -> None:
         )
         return
     cols = st.columns([2, 2, 3])
-    loss = cols[0].selectbox("Loss", COMPARED_LOSSES, key="rel_terms_loss")
+    losses = compared_losses()
+    loss = cols[0].selectbox(
+        "Loss",
+        losses,
+        key="rel_terms_loss",
+        format_func=lambda name: loss_label(name, options.get(name)),
+    )
     temperature = cols[1].number_input(
         "Temperature τ",
         0.01,
@@ -432,7 +457,7 @@ def loss_terms_section(batch: Batch, anchor: int, options: SdlOptions) -> None:
         key="rel_tau",
     )
     table, summary = _loss_terms(
-        batch.embeddings, batch.labels, anchor, loss, float(temperature), options
+        batch.embeddings, batch.labels, anchor, loss, float(temperature), options.get(loss, {})
     )
     with cols[2]:
         m = st.columns(3)
@@ -477,6 +502,54 @@ def loss_terms_section(batch: Batch, anchor: int, options: SdlOptions) -> None:
         st.dataframe(style_relations(shown), hide_index=True, height=420, key="rel_terms_table")
 
 
+def factors_section(rel: explain.BatchRelations, sdl_options: dict) -> None:
+    label = loss_label(SDLoss.name, sdl_options)
+    formula = SDLoss.weight_formula(sdl_options)
+    st.subheader(f"The factors: K^s, K^d and the weight of {label}")
+    caption = (
+        "K^s = share of the anchor's labels the sample carries (1 when it has them all); "
+        "K^d = 1/(1+extra labels) (1 when it has none beyond the anchor)"
+    )
+    if is_default(SDLoss.name, sdl_options):
+        caption += "; w = K^s·K^d is 1 only for R2."
+    else:
+        caption += f". The weight shown is the variant's, {formula}, not K^s·K^d."
+    st.caption(caption)
+    cols = st.columns(3)
+    for col, matrix, title, key in zip(
+        cols,
+        (rel.k_s, rel.k_d, rel.weight),
+        ("K^s similarity", "K^d dissimilarity", formula),
+        ("ks", "kd", "w"),
+        strict=True,
+    ):
+        col.plotly_chart(factor_figure(matrix, title), key=f"rel_{key}")
+
+
+def weights_section(batch: Batch, anchor: int, options: dict[str, dict]) -> None:
+    st.subheader("What weight each loss gives each relation")
+    scope = st.radio(
+        "Average over", ("this anchor", "the whole batch"), horizontal=True, key="rel_scope"
+    )
+    losses = tuple(compared_losses())
+    table = _weights_by_relation(
+        batch.labels, anchor if scope == "this anchor" else None, losses, options
+    )
+    names = {loss: loss_label(loss, options.get(loss)) for loss in losses}
+    fig = weights_figure(table, scope, names)
+    st.plotly_chart(fig, key="rel_weights")
+    summaries = " · ".join(f"**{names[n]}**: {loss_class(n).summary}" for n in losses)
+    st.caption(
+        summaries + ". Every weight is on one scale, 1 for an identical set (MulSupCon's sum of "
+        "1/|P_c| over the shared labels is divided by what an identical sample would get)."
+    )
+    ui.download_figure(fig, "weights_by_relation", "dl_weights")
+    if scope == "this anchor":
+        missing = sorted(set(RELATION_ORDER) - set(table["relation"]))
+        if missing:
+            st.caption(f"No {', '.join(missing)} pair for this anchor in this batch.")
+
+
 def render() -> None:
     st.title("Relations")
     st.markdown(RELATIONS_CAPTION)
@@ -484,8 +557,9 @@ def render() -> None:
     batch = choose_batch()
     if batch is None:
         return
-    options = choose_variant()
-    rel = _relations(batch.labels, options)
+    options = choose_variants(compared_losses())
+    sdl_options = options.get(SDLoss.name, {})
+    rel = _relations(batch.labels, sdl_options)
     st.caption(
         f"Batch: {batch.origin} · {len(batch.labels)} items · {batch.labels.shape[1]} labels"
     )
@@ -500,43 +574,10 @@ def render() -> None:
     with anchor_holder:
         st.plotly_chart(relation_matrix_figure(rel.relation, anchor), key="rel_matrix")
 
-    st.subheader("The factors: K^s, K^d and the SDL weight w")
-    st.caption(
-        "K^s = share of the anchor's labels the sample carries (1 when it has them all); "
-        "K^d = 1/(1+extra labels) (1 when it has none beyond the anchor); w = K^s·K^d is 1 only for R2."
-    )
-    cols = st.columns(3)
-    for col, matrix, title in zip(
-        cols,
-        (rel.k_s, rel.k_d, rel.weight),
-        ("K^s similarity", "K^d dissimilarity", "w = K^s · K^d"),
-        strict=True,
-    ):
-        col.plotly_chart(factor_figure(matrix, title), key=f"rel_{title[:3]}")
-
+    factors_section(rel, sdl_options)
     st.subheader(f"Anchor {anchor}: its pairs")
-    pairs_table(batch, anchor, options)
-
-    st.subheader("What weight each loss gives each relation")
-    scope = st.radio(
-        "Average over", ("this anchor", "the whole batch"), horizontal=True, key="rel_scope"
-    )
-    table = _weights_by_relation(batch.labels, anchor if scope == "this anchor" else None, options)
-    fig = weights_figure(table, scope)
-    st.plotly_chart(fig, key="rel_weights")
-    st.caption(
-        "**ALL** pulls only identical sets (R2); **ANY** pulls every overlap equally; **Jaccard** "
-        "scores overlap symmetrically; **MulSupCon** counts only the shared labels S∩T, so a "
-        "superset (R5) pulls as hard as an identical sample (its weight, the sum of 1/|P_c| over the "
-        "shared labels c, is divided by what an identical sample would get, so R2 reads 1). **SDL** keeps R2 at 1 "
-        "and lowers R5 with every extra label (≤ ½) — the R2-vs-R5 gap is the paper's point."
-    )
-    ui.download_figure(fig, "weights_by_relation", "dl_weights")
-    if scope == "this anchor":
-        missing = sorted(set(RELATION_ORDER) - set(table["relation"]))
-        if missing:
-            st.caption(f"No {', '.join(missing)} pair for this anchor in this batch.")
-
+    pairs_table(batch, anchor, sdl_options)
+    weights_section(batch, anchor, options)
     loss_terms_section(batch, anchor, options)
 
 

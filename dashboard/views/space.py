@@ -9,14 +9,15 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-import torch
 from plotly.subplots import make_subplots
 
 from dashboard import analysis, ui
 from dashboard.sources import RunRef
 from dashboard.style import RELATION_COLORS, RELATION_LABELS, RELATIONS_CAPTION, count_colors
 from sdl import projection
-from sdl.relations import Relation, relation_matrix
+from sdl.losses import compared_losses
+from sdl.explain import relations_to_anchor
+from sdl.relations import Relation
 from sdl.runs import EMBEDDINGS, Run
 
 COLOR_MODES = ("relation to the anchor", "a label", "number of labels")
@@ -74,7 +75,7 @@ def _shares(path: str, mtime_ns: int, _embeddings: np.ndarray, _labels: np.ndarr
 
 def choose_runs(runs: list[tuple[RunRef, Run]]) -> list[tuple[RunRef, Run]]:
     by_key = {ref.key: (ref, run) for ref, run in runs}
-    default = ui.default_keys(runs, ("sdl", "mulsupcon", "all"), 3)
+    default = ui.default_keys(runs, tuple(compared_losses()), 3)
     chosen = st.multiselect(
         "Runs to compare (the first is the reference the others are aligned to)",
         list(by_key),
@@ -202,9 +203,7 @@ def categories(
     """Per item a category; the colour and legend name of each category, in drawing order."""
     y = space.labels
     if mode == "relation to the anchor":
-        y_t = torch.as_tensor(y.astype(np.float32))
-        anchor = torch.as_tensor(anchor_labels[None, :].astype(np.float32))
-        rel = relation_matrix(anchor, y_t)[0].numpy()
+        rel = relations_to_anchor(anchor_labels, y)
         cats = np.array([f"R{v}" for v in rel])
         return cats, RELATION_COLORS, RELATION_LABELS
     if mode == "a label":
@@ -331,9 +330,8 @@ def neighbours_panel(spaces: list[Space], anchor: tuple[Space, int], k: int) -> 
                 st.caption("This item is not in this run's held-out set.")
                 continue
             idx, sims = projection.nearest_neighbours(space.arrays["embeddings"], here, k)
-            y_t = torch.as_tensor(space.labels[idx].astype(np.float32))
-            rel = relation_matrix(torch.as_tensor(anchor_labels[None, :].astype(np.float32)), y_t)
-            shorts = [Relation(int(v)).short for v in rel[0]]
+            rel = relations_to_anchor(anchor_labels, space.labels[idx])
+            shorts = [Relation(int(v)).short for v in rel]
             captions = [
                 f"{r} · {analysis.format_label_set(space.labels[j], space.names)} · {s:.2f}"
                 for r, j, s in zip(shorts, idx, sims, strict=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -11,9 +12,15 @@ import streamlit as st
 
 from dashboard import jobs, ui
 from dashboard.style import loss_color
-from sdl.runs import HISTORY, STATUS
+from sdl.data import DATASETS
+from sdl.losses import loss_class, loss_label, loss_names, parse_loss_options
+from sdl.losses import loss_options as loss_options_of
+from sdl.options import Option
+from sdl.runs import folders_with_status, read_history
+from sdl.train import FIELD_OPTIONS, TrainConfig
 
 BATCH_SIZES = [16, 32, 64, 128, 256, 512, 1024]
+DEVICES = ("auto", "cpu", "cuda")
 STATE_LOOK = {
     "starting": (
         ":blue[:material/hourglass_top:]",
@@ -29,77 +36,129 @@ STATE_LOOK = {
 
 
 def _choices() -> tuple[list[str], list[str]]:
-    try:
-        from sdl.data import DATASETS
-        from sdl.train import TRAIN_LOSSES
-    except Exception as exc:  # the trainer may be missing on a partial checkout
-        st.error(f"Training is not available: {exc}")
-        return [], []
+    """Datasets that load here, and the losses that train on label sets (the registry's)."""
     datasets = [name for name, info in DATASETS.items() if info.missing(None) is None]
-    losses = [name for name in TRAIN_LOSSES if name != "supcon"]
-    return datasets, losses
+    return datasets, loss_names(label_kind="multi")
 
 
-def training_form(datasets: list[str], losses: list[str]) -> jobs.TrainRequest | None:
-    """The start form; returns a request when the user pressed Start."""
-    with st.form("train_form", border=True):
+def option_widget(option: Option, key: str, container=st) -> object:
+    """A widget for one option, drawn from its declared type, choices and bounds."""
+    label = option.name.replace("_", " ")
+    if option.choices is not None:
+        return container.selectbox(
+            label, option.choices, index=option.choices.index(option.default), key=key,
+            help=option.help,
+        )  # fmt: skip
+    if option.kind is bool:
+        return container.toggle(label, value=bool(option.default), key=key, help=option.help)
+    if option.kind in (int, float):
+        if option.nullable and option.default is None:
+            return container.text_input(label, "none", key=key, help=option.help)
+        cast = option.kind
+        step = 1 if cast is int else None
+        low = None if option.low is None else cast(option.low)
+        high = None if option.high is None else cast(option.high)
+        if cast is float and option.high_open and high is not None:
+            high = float(high) - 1e-9
+        return container.number_input(
+            label, min_value=low, max_value=high, value=cast(option.default), step=step,
+            key=key, help=option.help, format="%g" if cast is float else "%d",
+        )  # fmt: skip
+    return container.text_input(label, str(option.default), key=key, help=option.help)
+
+
+def field_widget(name: str, container, value: object, **kwargs) -> object:
+    """A number input for one TrainConfig setting, with the bounds TrainConfig itself checks."""
+    option = FIELD_OPTIONS[name]
+    cast = option.kind
+    return container.number_input(
+        kwargs.pop("label", name.replace("_", " ")),
+        min_value=None if option.low is None else cast(option.low),
+        max_value=None if option.high is None else cast(option.high),
+        value=cast(value),
+        key=f"train_{name}",
+        help=f"{option.help} ({option.accepts()})",
+        **kwargs,
+    )
+
+
+def training_form(datasets: list[str], losses: list[str]) -> tuple[str, TrainConfig] | None:
+    """The start form; returns (run name, config) when the user pressed Start."""
+    defaults = TrainConfig()
+    with st.container(border=True):
         cols = st.columns(4)
         dataset = cols[0].selectbox(
             "Dataset",
             datasets,
             index=datasets.index("digits-mosaic") if "digits-mosaic" in datasets else 0,
+            key="train_dataset",
         )
         loss = cols[1].selectbox(
-            "Loss", losses, index=losses.index("sdl") if "sdl" in losses else 0
+            "Loss",
+            losses,
+            key="train_loss",
+            help="\n".join(f"**{n}**: {loss_class(n).summary}" for n in losses),
         )
-        epochs = cols[2].slider("Epochs", *jobs.LIMITS["epochs"], 5)
-        batch_size = cols[3].select_slider("Batch size", BATCH_SIZES, 128)
+        epochs = field_widget("epochs", cols[2], 5, step=1)
+        batch_size = cols[3].select_slider(
+            "Batch size", BATCH_SIZES, defaults.batch_size, key="train_batch_size"
+        )
         cols = st.columns(4)
-        temperature = cols[0].slider("Temperature τ", *jobs.LIMITS["temperature"], 0.1, 0.01)
-        seed = cols[1].number_input("Seed", 0, 10_000, 0)
+        temperature = field_widget(
+            "temperature", cols[0], defaults.temperature, label="temperature τ", format="%g"
+        )
+        seed = field_widget("seed", cols[1], defaults.seed, step=1)
         device = cols[2].selectbox(
-            "Device", jobs.DEVICES, help="auto: CUDA if there is one, else CPU"
+            "Device", DEVICES, help="auto: CUDA if there is one, else CPU", key="train_device"
         )
         name = cols[3].text_input(
             "Run name", placeholder="automatic", help="the run's folder name", key="train_name"
         )
-        submitted = st.form_submit_button(
-            "Start training", type="primary", icon=":material/play_arrow:"
-        )
+        options = loss_class(loss).options
+        chosen: dict[str, object] = {}
+        if options:
+            with st.expander(f"Options of {loss}", expanded=False):
+                cols = st.columns(min(4, len(options)))
+                for number, option in enumerate(options):
+                    chosen[option.name] = option_widget(
+                        option, f"train_opt_{loss}_{option.name}", cols[number % len(cols)]
+                    )
+        submitted = st.button("Start training", type="primary", icon=":material/play_arrow:")
     if not submitted:
         return None
-    name = name.strip() or f"{dataset}-{loss}-s{int(seed)}-{time.strftime('%H%M%S')}"
-    return jobs.TrainRequest(
-        name=name,
+    try:
+        parsed = parse_loss_options(loss, chosen)
+    except ValueError as exc:
+        st.error(str(exc))
+        return None
+    # Only the options that differ from their defaults are stored, as the CLI would.
+    defaults_of = loss_options_of(loss)
+    loss_options = {k: v for k, v in parsed.items() if v != defaults_of[k]}
+    config = replace(
+        defaults,
         dataset=dataset,
         loss=loss,
+        loss_options=loss_options,
         epochs=int(epochs),
         batch_size=int(batch_size),
         temperature=float(temperature),
         seed=int(seed),
         device=device,
     )
+    name = name.strip() or f"{dataset}-{loss}-s{int(seed)}-{time.strftime('%H%M%S')}"
+    return name, config
 
 
 def run_names(root: Path) -> list[str]:
     """Dashboard jobs (newest first), then the other run folders with a status."""
     names = jobs.job_names(root)
-    if root.is_dir():
-        others = sorted(
-            (p for p in root.iterdir() if p.is_dir() and (p / STATUS).is_file()),
-            key=lambda p: (p / STATUS).stat().st_mtime,
-            reverse=True,
-        )
-        names += [p.name for p in others if p.name not in names]
+    names += [p.name for p in folders_with_status(root) if p.name not in names]
     return names
 
 
 def loss_curve(path: Path, loss: str) -> go.Figure | None:
-    try:
-        history = pd.read_csv(path / HISTORY)
-    except Exception:  # not written yet, or being replaced: try again next tick
-        return None
-    if history.empty or not {"epoch", "loss"} <= set(history.columns):
+    history, _ = read_history(path)  # not written yet, or being replaced: try again next tick
+    if history is None or history.empty:
         return None
     fig = go.Figure(
         go.Scatter(
@@ -129,13 +188,18 @@ def _cancel(root: Path, name: str) -> None:
 
 def job_card(root: Path, job: jobs.JobView) -> None:
     icon, text = STATE_LOOK.get(job.state, STATE_LOOK["unknown"])
-    request = job.request
+    request = job.config
     with st.container(border=True):
         head, side = st.columns([4, 1])
+        loss = request.get("loss")
+        shown_loss = None
+        if isinstance(loss, str):
+            try:
+                shown_loss = loss_label(loss, request.get("loss_options") or {})
+            except ValueError:  # a loss this checkout does not know: its name alone
+                shown_loss = loss
         details = " · ".join(
-            str(v)
-            for v in (request.get("loss"), request.get("dataset"), request.get("device"))
-            if v
+            str(v) for v in (shown_loss, request.get("dataset"), request.get("device")) if v
         )
         head.markdown(f"{icon} **{job.name}** — {text}" + (f"  \n{details}" if details else ""))
         if job.active:
@@ -222,14 +286,15 @@ def render() -> None:
         return
     datasets, losses = _choices()
     if datasets and losses:
-        request = training_form(datasets, losses)
-        if request is not None:
+        chosen = training_form(datasets, losses)
+        if chosen is not None:
+            name, config = chosen
             try:
-                out = jobs.start(root, request)
+                out = jobs.start(root, name, config)
             except (ValueError, OSError) as exc:
                 st.error(str(exc))
             else:
-                st.success(f"Started **{request.name}** → `{out}`")
+                st.success(f"Started **{name}** → `{out}`")
     st.subheader(f"Runs in `{root.name}/`")
     active = any(jobs.view(root, n).active for n in run_names(root))
     live_runs(root, active)

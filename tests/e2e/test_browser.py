@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dashboard.fixtures import write_sample_run, write_sample_runs
 from sdl import projection
+from tests.run_fixtures import write_sample_run, write_sample_runs
 
 pytestmark = pytest.mark.browser
 

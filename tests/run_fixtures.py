@@ -1,4 +1,6 @@
-"""Synthetic run folders, written with sdl.runs like a real run: for tests and screenshots.
+"""Synthetic run folders for tests and screenshots, written like a real run: the config is a real
+TrainConfig, the metrics come from sdl.evaluate on the embeddings, and every file goes through
+sdl.runs' writers. So the pages are tested on the schema real runs have.
 
 The embeddings are built so that the pictures mean something: every item is the sum of its labels'
 prototype vectors plus noise, and ``spread`` sets how much noise (a "worse" loss gets more).
@@ -7,11 +9,13 @@ prototype vectors plus noise, and ``spread`` sets how much noise (a "worse" loss
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from sdl.evaluate import evaluate_embeddings
 from sdl.runs import (
     CONFIG,
     EMBEDDINGS,
@@ -22,6 +26,7 @@ from sdl.runs import (
     write_npz_atomic,
     write_status,
 )
+from sdl.train import TrainConfig
 
 
 def sample_labels(n: int, classes: int, rng: np.random.Generator) -> np.ndarray:
@@ -73,17 +78,15 @@ def write_sample_run(
         )
     else:
         arrays["thumbs"] = sample_thumbs(labels)
-    write_json_atomic(
-        path / CONFIG,
-        {
-            "dataset": "synthetic",
-            "loss": loss,
-            "seed": seed,
-            "epochs": epochs,
-            "temperature": 0.1,
-            "batch_size": 64,
-        },
-    )
+    config = TrainConfig(dataset="synthetic", loss=loss, seed=seed, epochs=epochs, out=str(path))
+    record = {
+        **asdict(config),
+        "kind": "tabular",
+        "label_names": [str(n) for n in arrays["label_names"]],
+        "num_train": n,
+        "num_test": n,
+    }
+    write_json_atomic(path / CONFIG, record)
     done = epochs if state != "running" else max(1, epochs // 2)
     history = pd.DataFrame(
         {
@@ -97,16 +100,12 @@ def write_sample_run(
     write_csv_atomic(path / HISTORY, history)
     write_npz_atomic(path / EMBEDDINGS, **arrays)
     if state == "done":
-        write_json_atomic(
-            path / METRICS,
-            {
-                "mAP": float(0.9 - spread * 0.5 + rng.random() * 0.02),
-                "micro_f1": float(0.8 - spread * 0.4 + rng.random() * 0.02),
-                "macro_f1": float(0.75 - spread * 0.4 + rng.random() * 0.02),
-                "retrieval": {"precision@10": float(0.7 - spread * 0.3)},
-                "relation_profile": {"R1": 0.1, "R2": 0.9},
-            },
+        # The real evaluation: the first half of the items is the "training" index, the rest held out.
+        half = n // 2
+        metrics = evaluate_embeddings(
+            embeddings[:half], labels[:half], embeddings[half:], labels[half:]
         )
+        write_json_atomic(path / METRICS, metrics)
     write_status(
         path, state, epoch=done, epochs=epochs, error=None if state != "failed" else "boom"
     )

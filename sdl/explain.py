@@ -1,0 +1,230 @@
+"""What the dashboard explains about a batch, as plain functions of label and embedding arrays.
+
+Relations in a batch, the SDL factors, every loss's pair weights on one comparable scale, the
+weight per relation, each pair's loss term and logit gradient for an anchor, and the relation of a
+set of items to one anchor. NumPy in, NumPy or pandas out: no Streamlit, no drawing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from sdl import relations
+from sdl.losses import build_loss, compared_losses, loss_class
+from sdl.relations import Relation
+
+#: the largest batch and label vocabulary the pages explain (every matrix is B x B)
+MAX_BATCH = 512
+MAX_LABELS = 64
+
+OptionsByLoss = Mapping[str, Mapping[str, object]]
+
+
+def _labels_tensor(labels: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(labels, dtype=np.float32))
+
+
+@dataclass
+class BatchRelations:
+    """The relation of every sample to every anchor, and SDL's factors for one variant."""
+
+    relation: np.ndarray  # (B, B) int: relation of sample j to anchor i (1..5)
+    k_s: np.ndarray  # (B, B)
+    k_d: np.ndarray  # (B, B)
+    weight: np.ndarray  # (B, B): the SDL weight for the chosen variant
+    counts: dict[Relation, int]  # pairs per relation, diagonal left out
+
+
+def batch_relations(
+    labels: np.ndarray, sdl_options: Mapping[str, object] | None = None
+) -> BatchRelations:
+    """Relations and SDL factors of a (B, C) multi-hot batch for the SDL variant ``sdl_options``."""
+    options = dict(sdl_options or {})
+    sim = str(options.get("similarity", "anchor"))
+    dis = str(options.get("dissimilarity", "count"))
+    y = _labels_tensor(labels)
+    pair = relations.pair_counts(y)
+    rel = relations.relation_matrix(y)
+    weight = relations.sd_weights_from_counts(
+        pair,
+        sim,
+        dis,
+        str(options.get("components", "both")),
+        bool(options.get("symmetric", False)),
+    )
+    return BatchRelations(
+        relation=rel.numpy(),
+        k_s=relations.similarity_factor_from_counts(pair, sim).numpy(),
+        k_d=relations.dissimilarity_factor_from_counts(pair, dis).numpy(),
+        weight=weight.numpy(),
+        counts=relations.relation_counts(rel),
+    )
+
+
+def relations_to_anchor(anchor_labels: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(N,) relation ids 1..5 of each of ``labels`` (N, C) to one anchor label set (C,)."""
+    anchor = _labels_tensor(np.asarray(anchor_labels)[None, :])
+    return relations.relation_matrix(anchor, _labels_tensor(labels))[0].numpy()
+
+
+def comparable_weights(
+    labels: np.ndarray, loss: str, options: Mapping[str, object] | None = None
+) -> np.ndarray:
+    """(B, B) pair weights of a named loss, one view per sample, on a common scale (R2 = 1)."""
+    module = build_loss(loss, **dict(options or {}))
+    return module.comparable_weights(_labels_tensor(labels)).numpy()
+
+
+def weights_by_relation(
+    labels: np.ndarray,
+    anchor: int | None = None,
+    losses: Sequence[str] | None = None,
+    options: OptionsByLoss | None = None,
+) -> pd.DataFrame:
+    """Mean comparable weight per (loss, relation) for one anchor's row or the whole batch.
+
+    Args:
+        labels: (B, C) multi-hot batch.
+        anchor: the anchor's row, or None for every off-diagonal pair.
+        losses: the losses to compare (default: every contrastive multi-label loss).
+        options: options per loss name (e.g. the SDL variant under "sdl").
+
+    Returns:
+        Columns loss, relation ("R1".."R5"), name, weight (mean), pairs; relations without any
+        pair are left out.
+    """
+    losses = list(losses or compared_losses())
+    options = options or {}
+    rel = relations.relation_matrix(_labels_tensor(labels)).numpy()
+    mask = ~np.eye(len(rel), dtype=bool)
+    if anchor is not None:
+        row = np.zeros_like(mask)
+        row[anchor] = True
+        mask &= row
+    rows = []
+    for loss in losses:
+        weights = comparable_weights(labels, loss, options.get(loss))
+        for r in Relation:
+            pick = mask & (rel == int(r))
+            if pick.any():
+                rows.append(
+                    {
+                        "loss": loss,
+                        "relation": r.short,
+                        "name": relations.RELATION_NAMES[r],
+                        "weight": float(weights[pick].mean()),
+                        "pairs": int(pick.sum()),
+                    }
+                )
+    return pd.DataFrame(rows, columns=["loss", "relation", "name", "weight", "pairs"])
+
+
+def anchor_pairs(
+    labels: np.ndarray, anchor: int, sdl_options: Mapping[str, object] | None = None
+) -> pd.DataFrame:
+    """One row per sample j != anchor: relation, K^s, K^d and the SDL weight w of the variant.
+
+    Rows are ordered the way the pull is: the heaviest weight first, disjoint (R1) samples last.
+    """
+    batch = batch_relations(labels, sdl_options)
+    others = np.array([j for j in range(len(labels)) if j != anchor], dtype=int)
+    table = pd.DataFrame(
+        {
+            "sample": others,
+            "relation": [Relation(int(batch.relation[anchor, j])).short for j in others],
+            "K^s": batch.k_s[anchor, others],
+            "K^d": batch.k_d[anchor, others],
+            "w": batch.weight[anchor, others],
+        }
+    )
+    return table.sort_values(["w", "relation", "sample"], ascending=[False, True, True])
+
+
+def anchor_loss_terms(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    anchor: int,
+    loss: str,
+    temperature: float,
+    options: Mapping[str, object] | None = None,
+) -> tuple[pd.DataFrame, dict]:
+    """Per-pair loss terms and logit gradients of one anchor in a batch of embeddings.
+
+    Returns a table (sample, relation, cosine, weight, term, gradient) for every j != anchor, and a
+    summary dict (anchor_loss, loss, anchor_has_positives, anchors_without_positives).
+
+    Raises:
+        ValueError: for a loss that is not contrastive (it has no pairs to explain).
+    """
+    if not loss_class(loss).contrastive:
+        raise ValueError(f"loss {loss!r} is not contrastive: it has no pair terms")
+    loss_fn = build_loss(loss, temperature=temperature, **dict(options or {}))
+    features = torch.as_tensor(np.asarray(embeddings, dtype=np.float32))
+    y = _labels_tensor(labels)
+    with torch.no_grad():
+        out = loss_fn.forward_detailed(features, y, keep_log_prob=True)
+        terms = out.pair_terms()[anchor].numpy()
+        grads = out.logit_gradient()[anchor].numpy()
+        unit = torch.nn.functional.normalize(features, dim=1)
+        cosine = (unit @ unit[anchor]).numpy()
+    rel = relations.relation_matrix(y)[anchor].numpy()
+    others = np.array([j for j in range(len(labels)) if j != anchor], dtype=int)
+    table = pd.DataFrame(
+        {
+            "sample": others,
+            "relation": [Relation(int(rel[j])).short for j in others],
+            "cosine": cosine[others],
+            "weight": out.weights[anchor].numpy()[others],
+            "term": terms[others],
+            "gradient": grads[others],
+        }
+    )
+    summary = {
+        "anchor_loss": float(out.per_anchor[anchor]),
+        "loss": float(out.loss),
+        "anchor_has_positives": bool(out.has_positives[anchor]),
+        "anchors_without_positives": out.anchors_without_positives,
+    }
+    return table, summary
+
+
+def most_varied_anchor(relation: np.ndarray) -> int:
+    """The anchor whose row shows the most relations (R2 and R5 count double), so charts have content."""
+    best, best_score = 0, -1.0
+    for i in range(len(relation)):
+        present = {int(v) for v in np.unique(np.delete(relation[i], i))}
+        score = len(present) + 2 * (2 in present) + 2 * (5 in present)
+        if score > best_score:
+            best, best_score = i, score
+    return best
+
+
+def random_label_sets(batch: int, num_labels: int, mean_labels: float, seed: int = 0) -> np.ndarray:
+    """(batch, num_labels) uint8 random label sets with about ``mean_labels`` labels each.
+
+    Label popularity falls off like 1/rank (a few labels are common, as in real multi-label data),
+    so identical, subset and superset pairs appear in a small batch, not only partial and disjoint.
+    Every set has at least one label.
+
+    Raises:
+        ValueError: naming the argument that is out of range.
+    """
+    if not 1 <= batch <= MAX_BATCH:
+        raise ValueError(f"batch must be between 1 and {MAX_BATCH}, got {batch}")
+    if not 1 <= num_labels <= MAX_LABELS:
+        raise ValueError(f"num_labels must be between 1 and {MAX_LABELS}, got {num_labels}")
+    if not 1 <= mean_labels <= num_labels:
+        raise ValueError(f"mean_labels must be between 1 and {num_labels}, got {mean_labels}")
+    rng = np.random.default_rng(seed)
+    popularity = 1.0 / np.arange(1, num_labels + 1)
+    popularity /= popularity.sum()
+    sizes = np.clip(1 + rng.poisson(mean_labels - 1, size=batch), 1, num_labels)
+    out = np.zeros((batch, num_labels), dtype=np.uint8)
+    for i, size in enumerate(sizes):
+        out[i, rng.choice(num_labels, size=int(size), replace=False, p=popularity)] = 1
+    return out
