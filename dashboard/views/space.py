@@ -15,8 +15,8 @@ from dashboard import analysis, ui
 from dashboard.sources import RunRef
 from dashboard.style import RELATION_COLORS, RELATION_LABELS, RELATIONS_CAPTION, count_colors
 from sdl import projection
-from sdl.losses import compared_losses
 from sdl.explain import relations_to_anchor
+from sdl.losses import compared_losses
 from sdl.relations import Relation
 from sdl.runs import EMBEDDINGS, Run
 
