@@ -7,6 +7,7 @@ import pytest
 
 from sdl import explain
 from sdl.losses import compared_losses
+from tests.test_relations import ref_relation
 
 # docs/method.md's worked example: anchor {0,1,2} against R2, R4, R5, R3, R1 samples
 WORKED = [{0, 1, 2}, {0, 1, 2}, {0, 1}, {0, 1, 2, 3}, {0, 3}, {3, 4}]
@@ -24,25 +25,12 @@ def worked_labels() -> np.ndarray:
     return multi_hot(WORKED)
 
 
-def relation_of(s: set[int], t: set[int]) -> int:
-    """docs/method.md's table, as set logic."""
-    if not s & t:
-        return 1
-    if s == t:
-        return 2
-    if t < s:
-        return 4
-    if t > s:
-        return 5
-    return 3
-
-
 def test_relations_to_anchor_match_set_logic():
     rng = np.random.default_rng(4)
     sets = [set(np.flatnonzero(rng.random(6) < 0.4).tolist()) or {0} for _ in range(40)]
     labels = multi_hot(sets, 6)
     for anchor in (0, 7, 13):
-        expected = [relation_of(sets[anchor], t) for t in sets]
+        expected = [ref_relation(sets[anchor], t) for t in sets]
         assert explain.relations_to_anchor(labels[anchor], labels).tolist() == expected
 
 
