@@ -24,7 +24,9 @@ from sdl.train import (
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"n_train": 128, "n_test": 64}
-METRIC_KEYS = {"mAP", "micro_f1", "macro_f1", "knn_jaccard@10", "precision@10", "relation_profile"}
+METRIC_KEYS = {
+    "mAP", "micro_f1", "macro_f1", "knn_jaccard@10", "precision@10", "relation_profile", "encoder", "head"
+}
 
 
 def tiny_config(tmp_path, **changes) -> TrainConfig:
