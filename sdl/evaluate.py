@@ -129,6 +129,18 @@ def relation_profile(
     return {r.short: (float(v.mean()) if len(v) else None) for r, v in groups.items()}
 
 
+def _wins_below(values: np.ndarray, is_b: np.ndarray) -> np.ndarray:
+    """(R, N): for every entry, the number of B entries of its row below it plus half the ties."""
+    rows = np.arange(values.shape[0])[:, None] * np.ones(values.shape, dtype=np.int64)
+    # Shift each row into its own interval (|value| <= 1 < 2) so one sorted array serves all rows.
+    shifted = values.astype(np.float64) + 4.0 * rows
+    b_sorted = np.sort(shifted[is_b])
+    left = np.searchsorted(b_sorted, shifted, "left")
+    right = np.searchsorted(b_sorted, shifted, "right")
+    row_start = np.searchsorted(b_sorted, 4.0 * rows - 2.0, "left")
+    return (left - row_start) + 0.5 * (right - left)
+
+
 def _row_auc(
     values: np.ndarray, is_a: np.ndarray, is_b: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -141,21 +153,11 @@ def _row_auc(
     Returns:
         (auc (R,) float64, NaN where a row lacks A or B; valid (R,) bool).
     """
-    rows = np.arange(values.shape[0])[:, None] * np.ones_like(values, dtype=np.int64)
-    # Shift each row into its own interval (|value| <= 1 < 2) so one sorted array serves all rows.
-    shifted = values.astype(np.float64) + 4.0 * rows
-    b_sorted = np.sort(shifted[is_b])
-    a_vals, a_rows = shifted[is_a], rows[is_a]
-    below = np.searchsorted(b_sorted, a_vals, "left") - np.searchsorted(
-        b_sorted, 4.0 * a_rows - 2.0, "left"
-    )  # B entries of the same row strictly below each A entry
-    ties = np.searchsorted(b_sorted, a_vals, "right") - np.searchsorted(b_sorted, a_vals, "left")
-    n_rows = values.shape[0]
-    u = np.bincount(a_rows, weights=below + 0.5 * ties, minlength=n_rows)
+    u = np.where(is_a, _wins_below(values, is_b), 0.0).sum(1)
     n_a = is_a.sum(1)
     n_b = is_b.sum(1)
     valid = (n_a > 0) & (n_b > 0)
-    auc = np.full(n_rows, np.nan)
+    auc = np.full(values.shape[0], np.nan)
     auc[valid] = u[valid] / (n_a[valid] * n_b[valid])
     return auc, valid
 
@@ -194,8 +196,16 @@ def relation_auc(
     rel = _relations(labels, anchors, not_self)
     means: dict[str, float | None] = {}
     anchors: dict[str, int] = {}
+    wins: dict[str, np.ndarray] = {}  # per B relation, computed once for every A against it
+    n_rows = sims.shape[0]
     for a, b in pairs:
-        auc, valid = _row_auc(sims, _relation_mask(rel, a), _relation_mask(rel, b))
+        is_a, is_b = _relation_mask(rel, a), _relation_mask(rel, b)
+        if b not in wins:
+            wins[b] = _wins_below(sims, is_b)
+        n_a, n_b = is_a.sum(1), is_b.sum(1)
+        valid = (n_a > 0) & (n_b > 0)
+        auc = np.full(n_rows, np.nan)
+        auc[valid] = np.where(is_a, wins[b], 0.0).sum(1)[valid] / (n_a * n_b)[valid]
         means[f"{a}>{b}"] = float(auc[valid].mean()) if valid.any() else None
         anchors[f"{a}>{b}"] = int(valid.sum())
     return means, anchors
@@ -230,21 +240,32 @@ def sd_surface(
     missing = counts.missing.numpy().astype(np.int64)
     overlap = (inter > 0) & not_self
     disjoint = (inter == 0) & not_self
-    # One integer code per cell, so that the cells are found with one np.unique.
+    n_rows = sims.shape[0]
+    # One integer code per cell, so that every (anchor, cell) group is one bincount slot.
     base = int(max(inter.max(), extra.max(), missing.max())) + 1
-    code = np.where(overlap, (inter * base + extra) * base + missing, -1)
+    code = (inter * base + extra) * base + missing
+    cell_codes, cell_of = np.unique(code[overlap], return_inverse=True)
+    rows = np.nonzero(overlap)[0]
+    slot = rows * len(cell_codes) + cell_of  # (pairs,): which (anchor, cell) each pair is in
+    size = n_rows * len(cell_codes)
+    n_pairs = np.bincount(slot, minlength=size).reshape(n_rows, -1)  # (A, cells)
+    cos_sum = np.bincount(slot, weights=sims[overlap], minlength=size).reshape(n_rows, -1)
+    # AUC against R1 per (anchor, cell): each pair's wins over its row's R1 samples, summed.
+    wins = _wins_below(sims, disjoint)[overlap]
+    win_sum = np.bincount(slot, weights=wins, minlength=size).reshape(n_rows, -1)
+    n_r1 = disjoint.sum(1)[:, None]  # (A, 1)
+    pair_rel = rel[overlap]
     cells = []
-    for cell in np.unique(code[code >= 0]):
-        member = code == cell
-        n_in_row = member.sum(1)
-        has = n_in_row > 0
+    for c, cell in enumerate(cell_codes):
+        has = n_pairs[:, c] > 0
         if has.sum() < min_anchors:
             continue
-        row_mean = (np.where(member, sims, 0.0).sum(1)[has]) / n_in_row[has]
-        auc, valid = _row_auc(sims[has], member[has], disjoint[has])
+        row_mean = cos_sum[has, c] / n_pairs[has, c]
+        with_r1 = has & (n_r1[:, 0] > 0)
+        auc = win_sum[with_r1, c] / (n_pairs[with_r1, c] * n_r1[with_r1, 0])
         shared, rest = divmod(int(cell), base * base)
         n_extra, n_missing = divmod(rest, base)
-        relation = Relation(int(rel[member][0]))  # the same for every pair of a cell
+        relation = Relation(int(pair_rel[np.argmax(cell_of == c)]))  # one relation per cell
         cells.append(
             {
                 "shared": shared,
@@ -252,9 +273,9 @@ def sd_surface(
                 "missing": n_missing,
                 "relation": relation.short,
                 "anchors": int(has.sum()),
-                "pairs": int(n_in_row.sum()),
+                "pairs": int(n_pairs[:, c].sum()),
                 "cosine": float(row_mean.mean()),
-                "auc_vs_R1": float(auc[valid].mean()) if valid.any() else None,
+                "auc_vs_R1": float(auc.mean()) if len(auc) else None,
             }
         )
     return cells
@@ -318,7 +339,7 @@ def _check_pair(embeddings: np.ndarray, labels: np.ndarray, what: str) -> tuple:
 
 
 def fit_logistic(
-    x: np.ndarray, y: np.ndarray, l2: float = 1.0, max_iter: int = 1000, gtol: float = 1e-5
+    x: np.ndarray, y: np.ndarray, l2: float = 1.0, max_iter: int = 1000, gtol: float = 1e-4
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every label's logistic regression at once: minimises, over W (D, C) and b (C,),
     (1/N) [sum_{i,c} logloss(x_i W_c + b_c, y_ic) + (l2 / 2) ||W||^2] with L-BFGS (float64).
