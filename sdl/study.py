@@ -70,6 +70,11 @@ class Preset:
     dataset_options: dict = field(default_factory=dict)
     # Rough seconds per epoch on this project's 2-core CPU, for the up-front time estimate.
     seconds_per_epoch: dict = field(default_factory=dict)
+    ablation_seeds: int | None = None  # the ablations run on the first this many seeds (None: all)
+
+    @property
+    def seeds_of_ablations(self) -> tuple[int, ...]:
+        return self.seeds[: self.ablation_seeds] if self.ablation_seeds else self.seeds
 
     def epochs_for(self, dataset: str) -> int:
         return int(self.epochs.get(dataset, self.epochs["*"]))
@@ -86,6 +91,7 @@ PRESETS = {
         epochs={"yeast": 8, "mnist-mosaic": 3, "hpo": 3, "*": 4},
         dataset_options={"mnist-mosaic": {"n_train": 1000, "n_test": 500}},
         seconds_per_epoch={"yeast": 1.5, "mnist-mosaic": 4.0, "hpo": 6.0, "*": 4.0},
+        ablation_seeds=3,
     ),
     # Hours on a CPU; minutes on a GPU.
     "full": Preset(
@@ -149,12 +155,16 @@ def compare_plan(
     temperatures: dict[str, float],
     ablations: bool,
 ) -> dict[tuple[str, int], TrainConfig]:
-    entries = [(loss, loss, {}) for loss in losses]
+    entries = [(loss, loss, {}, preset.seeds) for loss in losses]
     if ablations:
-        entries += [(name, "sdl", options) for name, options in ABLATIONS.items()]
+        entries += [
+            (name, "sdl", options, preset.seeds_of_ablations) for name, options in ABLATIONS.items()
+        ]
     plan = {}
     for seed in preset.seeds:
-        for name, loss, options in entries:
+        for name, loss, options, seeds in entries:
+            if seed not in seeds:
+                continue
             plan[(name, seed)] = replace(
                 base,
                 loss=loss,
@@ -392,7 +402,8 @@ def run_study(
     out = Path(out)
     started = time.perf_counter()
     select = selection_plan(base, spec, out, losses, validation_fraction)
-    n_compare = len(spec.seeds) * (len(losses) + (len(ABLATIONS) if ablations else 0))
+    n_compare = len(spec.seeds) * len(losses)
+    n_compare += len(spec.seeds_of_ablations) * len(ABLATIONS) if ablations else 0
     total = len(select) + n_compare
     minutes = estimated_seconds(spec, dataset, total) / 60
     print(
@@ -434,6 +445,7 @@ def run_study(
         "temperatures": temperatures,
         "losses": list(losses),
         "ablations": list(ABLATIONS) if ablations else [],
+        "ablation_seeds": list(spec.seeds_of_ablations) if ablations else [],
         "minutes": (time.perf_counter() - started) / 60,
     }
     previous = out / "study.json"
