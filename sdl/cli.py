@@ -5,6 +5,7 @@
     python -m sdl compare --dataset mnist-mosaic --losses sdl,all,any,jaccard,mulsupcon,bce \\
         --seeds 0,1,2 --out runs/compare
     python -m sdl demo --out assets/demo
+    python -m sdl study --dataset yeast --preset quick --out studies/yeast --readme README.md
 
 Under ``torchrun --nproc_per_node=N -m sdl train ...`` the processes share each batch.
 """
@@ -31,6 +32,7 @@ from sdl.train import (
     train,
 )
 
+THREADS = Option("threads", int, 1, "torch threads", low=1)
 METRICS = ("mAP", "micro_f1", "macro_f1", "knn_jaccard@10", "precision@10")
 # The demo: small enough to build on a laptop CPU in a few minutes, big enough to separate losses.
 DEMO = {"dataset": "mnist-mosaic", "epochs": 6, "max_embeddings": 1000, "seed": 0}
@@ -125,6 +127,8 @@ def _add_training_args(p: argparse.ArgumentParser, with_loss: bool) -> None:
                    metavar="KEY=VALUE", help="option of the dataset, e.g. n_train=2000 (repeatable)")  # fmt: skip
     p.add_argument("--max-embeddings", type=_option_type(FIELD_OPTIONS["max_embeddings"]),
                    default=defaults.max_embeddings)  # fmt: skip
+    p.add_argument("--split-seed", type=_option_type(FIELD_OPTIONS["split_seed"]), default=None,
+                   help="seed of the train/test split (default: the run's seed)")  # fmt: skip
     p.add_argument("--no-checkpoint", action="store_true", help="delete the checkpoint when done")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: only on a terminal)")  # fmt: skip
@@ -146,6 +150,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--losses", type=_loss_list, default=loss_names(label_kind="multi"))
     p.add_argument("--seeds", type=_seed_list, default=[0, 1, 2])
     p.add_argument("--out", required=True, help="folder of the runs and summary.csv")
+
+    p = sub.add_parser("study", help="a fair multi-seed study of sdl, its baselines and ablations")
+    p.add_argument("--dataset", required=True, choices=_dataset_names(), metavar="NAME")
+    p.add_argument("--preset", default="quick", choices=("quick", "full"),
+                   help="quick: about 10-20 min per dataset on 2 CPU cores; full: hours")  # fmt: skip
+    p.add_argument("--out", help="study folder (default studies/{dataset}-{preset})")
+    p.add_argument("--split-seed", type=int, default=0, help="fixes the data of every run")
+    p.add_argument("--losses", type=_loss_list, default=None, help="sdl first (default: all)")
+    p.add_argument("--no-ablations", action="store_true", help="skip the SDL ablations")
+    p.add_argument("--readme", help="replace this file's <!-- study:DATASET --> block")
+    p.add_argument(
+        "--threads", type=_option_type(THREADS), default=1, help="torch threads (default 1)"
+    )
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
 
     p = sub.add_parser("demo", help="build the dashboard's embedded demo runs")
     p.add_argument("--out", default="assets/demo")
@@ -174,6 +192,7 @@ def config_from_args(args: argparse.Namespace, loss: str, seed: int, out: Path) 
         out=str(out),
         dataset_options=dict(args.dataset_option),
         max_embeddings=args.max_embeddings,
+        split_seed=args.split_seed,
         save_checkpoint=not args.no_checkpoint,
     )
     config.validate()
@@ -191,6 +210,8 @@ def train_argv(config: TrainConfig) -> list[str]:
     argv += ["--seed", str(config.seed), "--device", config.device, "--amp", config.amp]
     argv += ["--encoder", config.encoder, "--embed-dim", str(config.embed_dim)]
     argv += ["--views", str(config.views), "--max-embeddings", str(config.max_embeddings)]
+    if config.split_seed is not None:
+        argv += ["--split-seed", str(config.split_seed)]
     for flag, options in (
         ("--loss-option", config.loss_options),
         ("--dataset-option", config.dataset_options),
@@ -255,14 +276,20 @@ def random_metrics(config: TrainConfig, folder: Path) -> dict:
 
 
 def summarise(rows: list[dict]) -> pd.DataFrame:
-    """Mean and (sample) std over seeds of every metric, one row per loss, in the given order."""
+    """Mean, sample std and 95% t interval over seeds of every metric, one row per loss, in the
+    given order (:func:`sdl.evaluate.seed_summary`)."""
+    from sdl.evaluate import seed_summary
+
     frame = pd.DataFrame(rows)
-    order = list(dict.fromkeys(frame["loss"]))
-    grouped = frame.groupby("loss", sort=False)[list(METRICS)]
-    stats = grouped.agg(["mean", "std"])
-    stats.columns = [f"{metric}_{stat}" for metric, stat in stats.columns]
-    stats.insert(0, "runs", grouped.size())
-    return stats.loc[order].reset_index()
+    table = []
+    for loss, group in frame.groupby("loss", sort=False):
+        row: dict = {"loss": loss, "runs": len(group)}
+        for metric in METRICS:
+            summary = seed_summary(group[metric].tolist())
+            for stat in ("mean", "std", "ci_low", "ci_high"):
+                row[f"{metric}_{stat}"] = summary[stat]
+        table.append(row)
+    return pd.DataFrame(table)
 
 
 def format_summary(summary: pd.DataFrame) -> str:
@@ -316,6 +343,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    import torch
+
+    from sdl.study import STUDY_LOSSES, run_study
+
+    torch.set_num_threads(args.threads)  # several runs in a row: one thread contends least here
+    out = Path(args.out or f"studies/{args.dataset}-{args.preset}")
+    info = run_study(
+        args.dataset,
+        out,
+        preset=args.preset,
+        split_seed=args.split_seed,
+        losses=tuple(args.losses or STUDY_LOSSES),
+        ablations=not args.no_ablations,
+        readme=Path(args.readme) if args.readme else None,
+        progress=args.progress,
+    )
+    print((out / "study.md").read_text())
+    print(f"written: {out} ({info['minutes']:.1f} min)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The embedded demo: every multi-label loss and bce on mnist-mosaic, without checkpoints."""
     out = Path(args.out)
@@ -360,6 +409,8 @@ def run_command(args: argparse.Namespace) -> int:
         return cmd_demo(args)
     if args.command == "compare":
         return cmd_compare(args)
+    if args.command == "study":
+        return cmd_study(args)
     out = Path(args.out or f"runs/{args.dataset}-{args.loss}-seed{args.seed}")
     config = config_from_args(args, args.loss, args.seed, out)
     run_dir = train(config, resume=args.resume, progress=args.progress)

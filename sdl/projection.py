@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from scipy.linalg import orthogonal_procrustes
 
-from sdl.evaluate import seeded_subset, unit_rows
+from sdl.evaluate import cosine_neighbours, seeded_subset
 from sdl.relations import Relation, relation_matrix
 from sdl.runs import EMBEDDINGS, RunError, read_embeddings, write_npz_atomic
 
@@ -260,14 +260,14 @@ def nearest_neighbours(
     Returns:
         (indices (k,), cosine similarities (k,)); fewer than k when the set is smaller.
     """
-    unit = unit_rows(embeddings)
-    if not 0 <= query < len(unit):
-        raise ValueError(f"query index {query} is outside 0..{len(unit) - 1}")
-    sims = unit @ unit[query]  # (N,): cosine of every item to the query
-    sims[query] = -np.inf
-    k = min(int(k), len(unit) - 1)
-    order = np.argsort(-sims, kind="stable")[:k]
-    return order, sims[order]
+    x = np.asarray(embeddings, dtype=np.float32)
+    if not 0 <= query < len(x):
+        raise ValueError(f"query index {query} is outside 0..{len(x) - 1}")
+    k = min(int(k), len(x) - 1)
+    if k < 1:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    rows, sims = cosine_neighbours(x, x[[query]], k, exclude=np.array([query]))
+    return rows[0], sims[0]
 
 
 def neighbour_relation_shares(
@@ -286,18 +286,16 @@ def neighbour_relation_shares(
     Returns:
         The share of neighbours in each relation (sums to 1; all 0 for an empty set).
     """
-    unit = unit_rows(embeddings)
+    x = np.asarray(embeddings, dtype=np.float32)
     lab = np.asarray(labels, dtype=np.float32)
-    if len(unit) != len(lab):
-        raise ValueError(f"embeddings ({len(unit)}) and labels ({len(lab)}) differ in length")
-    n = len(unit)
+    if len(x) != len(lab):
+        raise ValueError(f"embeddings ({len(x)}) and labels ({len(lab)}) differ in length")
+    n = len(x)
     if n < 2:
         return dict.fromkeys(Relation, 0.0)
     queries = seeded_subset(n, max_items, seed)
     k = min(int(k), n - 1)
-    sims = unit[queries] @ unit.T  # (Q, N)
-    sims[np.arange(len(queries)), queries] = -np.inf
-    neighbours = np.argpartition(-sims, k - 1, axis=1)[:, :k]  # (Q, k), unordered
+    neighbours, _ = cosine_neighbours(x, x[queries], k, exclude=queries)  # (Q, k)
     lab_t = torch.as_tensor(lab)
     rel = relation_matrix(lab_t[queries], lab_t).numpy()  # (Q, N)
     picked = np.take_along_axis(rel, neighbours, axis=1)

@@ -5,9 +5,14 @@ A run folder holds (see the README's "Run folder" section):
     config.json      everything needed to reproduce the run, with library versions
     status.json      {"state": "running"|"done"|"failed", "epoch", "epochs", "error", "updated"}
     history.csv      one row per epoch: epoch, loss, lr, seconds, anchors_without_positives
-    metrics.json     held-out evaluation: mAP, micro_f1, macro_f1, retrieval, relation profile
-    embeddings.npz   held-out embeddings (N, D) float32, labels (N, C) uint8, ids (N,) int64,
-                     and what to show for each item: thumbs (N, H, W) uint8 or texts (N,) str
+    metrics.json     held-out evaluation per space ("encoder", "head"): probe, retrieval,
+                     relation metrics; the encoder's scalar metrics also at the top level
+    embeddings.npz   held-out encoder embeddings "embeddings" (N, D) float32, head embeddings
+                     "head" (N, D') float32 (absent in files written before it existed), labels
+                     (N, C) uint8, ids (N,) int64, and what to show for each item: thumbs
+                     (N, H, W) uint8 or texts (N,) str
+    snapshots.npz    head embeddings of a fixed subset of held-out items after every epoch:
+                     embeddings (E, n, D') float16, epochs (E,) int64 (0: untrained), ids (n,)
     checkpoint.pt    model and optimiser state, loadable with torch.load(weights_only=True)
 
 Every file is written to a temporary name in the same folder and renamed into place, so a killed
@@ -34,6 +39,9 @@ STATUS = "status.json"
 HISTORY = "history.csv"
 METRICS = "metrics.json"
 EMBEDDINGS = "embeddings.npz"
+SNAPSHOTS = "snapshots.npz"
+#: embeddings.npz arrays of each space (readers of old files: "head" may be missing).
+SPACE_ARRAYS = {"encoder": "embeddings", "head": "head"}
 CHECKPOINT = "checkpoint.pt"
 #: the files whose presence makes a folder a run, and whose times say it changed
 RUN_FILES = (CONFIG, STATUS, HISTORY, METRICS, EMBEDDINGS)
@@ -120,6 +128,10 @@ class Run:
     @property
     def has_embeddings(self) -> bool:
         return (self.path / EMBEDDINGS).is_file()
+
+    @property
+    def has_snapshots(self) -> bool:
+        return (self.path / SNAPSHOTS).is_file()
 
     def embeddings(self) -> dict[str, np.ndarray]:
         """The held-out embeddings file as a dict of arrays. Raises RunError if unreadable."""
@@ -278,6 +290,45 @@ def read_embeddings(run_dir: str | os.PathLike) -> dict[str, np.ndarray]:
     n = len(arrays["embeddings"])
     if len(arrays["labels"]) != n or len(arrays["ids"]) != n:
         raise RunError(f"{path}: embeddings, labels and ids have different lengths")
+    if "head" in arrays and len(arrays["head"]) != n:
+        raise RunError(f"{path}: head and encoder embeddings have different lengths")
+    return arrays
+
+
+def space_embeddings(arrays: dict[str, np.ndarray], space: str) -> np.ndarray | None:
+    """One space's (N, D) embeddings from :func:`read_embeddings`' arrays; None if the file has
+    none for it (a file written before head embeddings were stored).
+
+    Raises:
+        ValueError: for a space other than "encoder" and "head".
+    """
+    if space not in SPACE_ARRAYS:
+        raise ValueError(f"space must be one of {tuple(SPACE_ARRAYS)}, got {space!r}")
+    return arrays.get(SPACE_ARRAYS[space])
+
+
+def read_snapshots(run_dir: str | os.PathLike) -> dict[str, np.ndarray]:
+    """snapshots.npz as {"embeddings" (E, n, D) float16, "epochs" (E,), "ids" (n,)}.
+
+    Raises:
+        RunError: if the file is missing, unreadable or inconsistent.
+    """
+    path = Path(run_dir) / SNAPSHOTS
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as exc:
+        raise RunError(f"{path}: cannot read snapshots ({type(exc).__name__}: {exc})") from exc
+    for key in ("embeddings", "epochs", "ids"):
+        if key not in arrays:
+            raise RunError(f"{path}: missing array {key!r}")
+    frames = arrays["embeddings"]
+    if (
+        frames.ndim != 3
+        or len(frames) != len(arrays["epochs"])
+        or frames.shape[1] != len(arrays["ids"])
+    ):
+        raise RunError(f"{path}: embeddings {frames.shape} do not match epochs and ids")
     return arrays
 
 

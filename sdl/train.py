@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 import sdl
 from sdl import evaluate, runs
-from sdl.data.base import DatasetSplits
+from sdl.data.base import DatasetSplits, MultiLabelData
 from sdl.distributed import Dist, setup_distributed
 from sdl.losses import TEMPERATURE, build_loss, loss_class, loss_names, parse_loss_options
 from sdl.models import ENCODERS, Model, build_model
@@ -61,7 +61,9 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup_epochs: float = 0.5  # linear warmup, then cosine decay to 0 (per step)
-    seed: int = 0
+    seed: int = 0  # initialisation, batch order and augmentation
+    split_seed: int | None = None  # the train/test split (and mosaics); None: the same as seed
+    validation_fraction: float = 0.0  # > 0: hold out this share of train and evaluate on it
     device: str = "auto"  # "auto": cuda if available, else cpu
     amp: str = "auto"  # auto: bf16 on CUDA if supported, else fp16 with a GradScaler; off on CPU
     encoder: str = "auto"  # cnn / resnet18 for images, mlp for features
@@ -72,11 +74,17 @@ class TrainConfig:
     augment_options: dict = field(default_factory=dict)
     max_embeddings: int = 2000  # held-out items kept in embeddings.npz (seeded subset)
     max_eval_train: int = 10000  # training items used to fit the probe and as the kNN index
+    snapshot_items: int = 500  # held-out items whose head embeddings snapshots.npz keeps per epoch
     save_checkpoint: bool = True  # False: the checkpoint is deleted once the run is done
     eval_random: bool = False  # also evaluate the untrained encoder (metrics["random_encoder"])
 
     def run_dir(self) -> Path:
         return Path(self.out or f"runs/{self.dataset}-{self.loss}-seed{self.seed}")
+
+    @property
+    def data_seed(self) -> int:
+        """The seed of everything about the data: split, validation split and evaluation subsets."""
+        return self.seed if self.split_seed is None else int(self.split_seed)
 
     def validate(self) -> None:
         """Raise ValueError for any value that cannot work (each setting's bounds: FIELD_OPTIONS)."""
@@ -129,6 +137,21 @@ FIELD_OPTIONS: dict[str, Option] = {
     "embed_dim": Option("embed_dim", int, 128, "size of the projection head's output", low=1),
     "max_embeddings": Option("max_embeddings", int, 2000, "held-out items kept", low=1),
     "max_eval_train": Option("max_eval_train", int, 10000, "training items for the probe", low=10),
+    "snapshot_items": Option(
+        "snapshot_items", int, 500, "held-out items snapshotted per epoch (0: none)", low=0
+    ),
+    "validation_fraction": Option(
+        "validation_fraction",
+        float,
+        0.0,
+        "share of train held out for validation",
+        low=0.0,
+        high=1.0,
+        high_open=True,
+    ),
+    "split_seed": Option(
+        "split_seed", int, None, "the train/test split; none: the run's seed", low=0, nullable=True
+    ),
 }
 
 
@@ -203,9 +226,48 @@ def set_rng_state(state: dict) -> None:
 
 # --- data ------------------------------------------------------------------------------------------
 def load_data(config: TrainConfig) -> DatasetSplits:
+    """The splits a run trains and evaluates on: the dataset's split by ``config.data_seed``; with
+    ``validation_fraction`` the held-out side is a validation split carved from train instead."""
     from sdl.data import load_dataset
 
-    return load_dataset(config.dataset, seed=config.seed, **config.dataset_options)
+    data = load_dataset(config.dataset, seed=config.data_seed, **config.dataset_options)
+    if config.validation_fraction > 0:
+        data = validation_splits(data, config.validation_fraction, config.data_seed)
+    return data
+
+
+def _take(part: MultiLabelData, rows: np.ndarray) -> MultiLabelData:
+    return MultiLabelData(
+        inputs=part.inputs[rows],
+        labels=part.labels[rows],
+        ids=part.ids[rows],
+        label_names=part.label_names,
+        kind=part.kind,
+        thumbs=None if part.thumbs is None else np.asarray(part.thumbs)[rows],
+        texts=None if part.texts is None else [part.texts[i] for i in rows],
+    )
+
+
+def validation_splits(data: DatasetSplits, fraction: float, seed: int) -> DatasetSplits:
+    """(train minus a seeded ``fraction`` of it, that fraction as the held-out side); the test
+    split is left out entirely, so choosing settings on the result never touches it.
+
+    Raises:
+        ValueError: if fraction is not in (0, 1) or leaves either side empty.
+    """
+    n = len(data.train)
+    n_val = round(fraction * n)
+    if not 0 < fraction < 1 or not 0 < n_val < n:
+        raise ValueError(
+            f"validation fraction {fraction} of {n} training items leaves a side empty"
+        )
+    # A generator of its own (offset from the split's), so the carve-out is not the test split's draw.
+    val = np.sort(np.random.default_rng([seed, 7919]).choice(n, n_val, replace=False))
+    rest = np.setdiff1d(np.arange(n), val)
+    info = {**data.info, "validation_fraction": fraction}
+    return DatasetSplits(
+        data.name, _take(data.train, rest), _take(data.train, val), data.description, info
+    )
 
 
 def make_augmenter(kind: str, options: dict):
@@ -311,22 +373,40 @@ def write_history(run_dir: Path, history: list[dict]) -> None:
     runs.write_csv_atomic(run_dir / runs.HISTORY, pd.DataFrame(history, columns=HISTORY_COLUMNS))
 
 
+def space_functions(model: Model) -> dict[str, object]:
+    """The two spaces evaluated: the encoder's output and the head's (the projection, where a
+    contrastive loss acts; for bce, the classifier's logits, where its loss acts)."""
+    return {"encoder": model.encode, "head": model.forward}
+
+
 def evaluate_model(model: Model, data: DatasetSplits, config: TrainConfig, device) -> tuple:
-    """Held-out metrics of the frozen encoder, and the test embeddings and indices to store."""
+    """Held-out metrics of both frozen spaces, and each space's held-out embeddings.
+
+    Returns:
+        (metrics, {"encoder": (N_test, D), "head": (N_test, D')}). metrics holds one dict per space
+        under "encoder" and "head", and the encoder's scalar metrics and relation profile also at
+        the top level (the keys metrics.json had before both spaces were measured).
+    """
     model.eval()
-    train_rows = evaluate.seeded_subset(len(data.train), config.max_eval_train, config.seed)
-    train_emb = evaluate.embed(model.encode, data.train.inputs[train_rows], device)
-    test_emb = evaluate.embed(model.encode, data.test.inputs, device)
-    metrics = evaluate.evaluate_embeddings(
-        train_emb, data.train.labels[train_rows], test_emb, data.test.labels
-    )
-    return metrics, test_emb
+    train_rows = evaluate.seeded_subset(len(data.train), config.max_eval_train, config.data_seed)
+    spaces = {
+        space: (
+            evaluate.embed(function, data.train.inputs[train_rows], device),
+            evaluate.embed(function, data.test.inputs, device),
+        )
+        for space, function in space_functions(model).items()
+    }
+    metrics = evaluate.metrics_record(spaces, data.train.labels[train_rows], data.test.labels)
+    return metrics, {space: test for space, (_, test) in spaces.items()}
 
 
-def write_embeddings(run_dir: Path, test_emb: np.ndarray, data: DatasetSplits, cap: int, seed: int):
+def write_embeddings(
+    run_dir: Path, test_embs: dict[str, np.ndarray], data: DatasetSplits, cap: int, seed: int
+):
     rows = evaluate.seeded_subset(len(data.test), cap, seed)
     arrays = {
-        "embeddings": test_emb[rows].astype(np.float32),
+        "embeddings": test_embs["encoder"][rows].astype(np.float32),
+        "head": test_embs["head"][rows].astype(np.float32),
         "labels": data.test.labels[rows].astype(np.uint8),
         "ids": data.test.ids[rows].astype(np.int64),
     }
@@ -335,6 +415,48 @@ def write_embeddings(run_dir: Path, test_emb: np.ndarray, data: DatasetSplits, c
     if data.test.texts is not None:
         arrays["texts"] = np.array([str(data.test.texts[i]) for i in rows], dtype=str)
     runs.write_npz_atomic(run_dir / runs.EMBEDDINGS, **arrays)
+
+
+class Snapshots:
+    """Head embeddings of a fixed seeded subset of held-out items after every epoch (epoch 0: the
+    untrained model), float16, rewritten atomically as snapshots.npz each epoch."""
+
+    def __init__(self, run_dir: Path, data: DatasetSplits, config: TrainConfig, device):
+        self.path = run_dir / runs.SNAPSHOTS
+        self.rows = evaluate.seeded_subset(
+            len(data.test), config.snapshot_items, config.data_seed + 1
+        )
+        self.inputs = data.test.inputs[self.rows]
+        self.ids = data.test.ids[self.rows].astype(np.int64)
+        self.device = device
+        self.epochs: list[int] = []
+        self.frames: list[np.ndarray] = []
+
+    def resume(self, done_epochs: int) -> None:
+        """Keep the stored frames of epochs 0..done_epochs (a resumed run redoes the later ones)."""
+        try:
+            stored = runs.read_snapshots(self.path.parent)
+        except runs.RunError:
+            return
+        if not np.array_equal(stored["ids"], self.ids):
+            return
+        keep = stored["epochs"] <= done_epochs
+        self.epochs = stored["epochs"][keep].tolist()
+        self.frames = list(stored["embeddings"][keep])
+
+    def add(self, model: Model, epoch: int) -> None:
+        was_training = model.training
+        model.eval()  # batch norm in inference mode; no running statistic is updated
+        frame = evaluate.embed(model.forward, self.inputs, self.device).astype(np.float16)
+        model.train(was_training)
+        self.epochs.append(epoch)
+        self.frames.append(frame)
+        runs.write_npz_atomic(
+            self.path,
+            embeddings=np.stack(self.frames),
+            epochs=np.asarray(self.epochs, dtype=np.int64),
+            ids=self.ids,
+        )
 
 
 def new_model(config: TrainConfig, data: DatasetSplits) -> Model:
@@ -438,6 +560,9 @@ def train(
 
         history: list[dict] = []
         start_epoch = 1
+        snapshots = None
+        if dist.main and config.snapshot_items > 0:
+            snapshots = Snapshots(run_dir, data, config, device)
         if resume and checkpoint_path.exists():
             state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
             model.load_state_dict(state["model"])
@@ -448,6 +573,10 @@ def train(
             history = list(state["history"])
             start_epoch = int(state["epoch"]) + 1
         epoch = start_epoch - 1
+        if snapshots is not None:
+            snapshots.resume(epoch)
+            if not snapshots.epochs or snapshots.epochs[-1] != epoch:
+                snapshots.add(model, epoch)  # epoch 0: the untrained model
 
         for epoch in range(start_epoch, config.epochs + 1):
             if dist.main:
@@ -491,6 +620,8 @@ def train(
             )
             if dist.main:
                 write_history(run_dir, history)
+                if snapshots is not None:
+                    snapshots.add(model, epoch)
                 save_checkpoint(checkpoint_path, model, opt, scaler, sched, epoch, history)
                 status("running", epoch)
                 if progress:
@@ -505,11 +636,11 @@ def train(
 
         if dist.main:
             status("running", config.epochs, phase="evaluating")
-            metrics, test_emb = evaluate_model(model, data, config, device)
+            metrics, test_embs = evaluate_model(model, data, config, device)
             if config.eval_random:
                 metrics["random_encoder"] = evaluate_random_encoder(config, data)
             runs.write_json_atomic(run_dir / runs.METRICS, metrics)
-            write_embeddings(run_dir, test_emb, data, config.max_embeddings, config.seed)
+            write_embeddings(run_dir, test_embs, data, config.max_embeddings, config.data_seed)
             if not config.save_checkpoint:
                 checkpoint_path.unlink(missing_ok=True)
             status("done", config.epochs)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sdl.evaluate import evaluate_embeddings
+from sdl.evaluate import metrics_record
 from sdl.runs import (
     CONFIG,
     EMBEDDINGS,
@@ -65,9 +65,12 @@ def write_sample_run(
     labels = sample_labels(n, classes, data_rng)
     prototypes = data_rng.normal(size=(classes, dim))
     embeddings = labels @ prototypes + spread * rng.normal(size=(n, dim)) * np.sqrt(classes)
+    # The "head": a fixed linear map of the encoder's output, as a projection head would be.
+    head = embeddings @ data_rng.normal(size=(dim, dim // 2))
     ids = np.arange(1000, 1000 + n, dtype=np.int64)
     arrays = {
         "embeddings": embeddings.astype(np.float32),
+        "head": head.astype(np.float32),
         "labels": labels,
         "ids": ids,
         "label_names": np.array([f"c{i}" for i in range(classes)]),
@@ -102,9 +105,11 @@ def write_sample_run(
     if state == "done":
         # The real evaluation: the first half of the items is the "training" index, the rest held out.
         half = n // 2
-        metrics = evaluate_embeddings(
-            embeddings[:half], labels[:half], embeddings[half:], labels[half:]
-        )
+        spaces = {
+            space: (values[:half], values[half:])
+            for space, values in (("encoder", embeddings), ("head", head))
+        }
+        metrics = metrics_record(spaces, labels[:half], labels[half:])
         write_json_atomic(path / METRICS, metrics)
     write_status(
         path, state, epoch=done, epochs=epochs, error=None if state != "failed" else "boom"

@@ -103,6 +103,10 @@ def test_summary_mean_and_std_over_seeds():
     assert summary.loc[0, "mAP_mean"] == pytest.approx(0.6)
     assert summary.loc[0, "mAP_std"] == pytest.approx(pd.Series([0.5, 0.7]).std())
     assert summary.loc[0, "runs"] == 2
+    # the 95% t interval of two values: mean ± t(0.975, 1) * std / sqrt(2), t(0.975, 1) = 12.706
+    half = 12.706204736174707 * pd.Series([0.5, 0.7]).std() / 2**0.5
+    assert summary.loc[0, "mAP_ci_low"] == pytest.approx(0.6 - half)
+    assert summary.loc[0, "mAP_ci_high"] == pytest.approx(0.6 + half)
 
 
 def test_boolean_loss_options_read_as_booleans():

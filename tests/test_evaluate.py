@@ -1,7 +1,20 @@
 import numpy as np
 import pytest
+from scipy import stats
 
-from sdl.evaluate import embed, evaluate_embeddings, knn_retrieval, linear_probe
+from sdl.evaluate import (
+    cosine_neighbours,
+    embed,
+    evaluate_embeddings,
+    knn_retrieval,
+    linear_probe,
+    paired_difference,
+    relation_auc,
+    relation_profile,
+    sd_agreement,
+    sd_surface,
+    seed_summary,
+)
 
 
 def random_labels(n, c, seed, p=0.3):
@@ -99,8 +112,17 @@ def test_evaluate_embeddings_has_exactly_the_metric_keys():
         "knn_jaccard@10",
         "precision@10",
         "relation_profile",
+        "relation_auc",
+        "relation_auc_anchors",
+        "sd_agreement",
+        "sd_surface",
     }
     assert set(metrics["relation_profile"]) == {"R1", "R2", "R3", "R4", "R5"}
+    assert {"R2>R5", "R2>R4", "R4>R5", "R4>R3", "R5>R3", "positive>R1"} <= set(
+        metrics["relation_auc"]
+    )
+    assert set(metrics["relation_auc_anchors"]) == set(metrics["relation_auc"])
+    assert {"sd", "jaccard"} <= set(metrics["sd_agreement"])
 
 
 def test_bad_inputs_raise():
@@ -121,3 +143,251 @@ def test_embed_batches_match_one_pass():
     got = embed(lambda b: b @ weight, x, batch_size=4)
     np.testing.assert_allclose(got, x @ weight.numpy(), rtol=1e-5, atol=1e-6)
     assert got.dtype == np.float32
+
+
+# --- anchor-centred relation metrics --------------------------------------------------------------
+def label_set(row):
+    return {c for c, v in enumerate(row) if v}
+
+
+def relation_of(s, t):
+    """R1..R5 of a sample with label set t to an anchor with label set s, by set algebra."""
+    if not s & t:
+        return "R1"
+    if s == t:
+        return "R2"
+    if t < s:
+        return "R4"
+    if t > s:
+        return "R5"
+    return "R3"
+
+
+def cosine(u, v):
+    return float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))
+
+
+def explicit_relation_auc(x, y, a_rel, b_rel):
+    """Mean over anchors of P(cos(i, a) > cos(i, b)), ties 1/2, by looping over every pair."""
+    positives = {"R2", "R3", "R4", "R5"}
+    aucs = []
+    for i in range(len(x)):
+        s = label_set(y[i])
+        if not s:
+            continue
+        groups = {"a": [], "b": []}
+        for j in range(len(x)):
+            if j == i:
+                continue
+            r = relation_of(s, label_set(y[j]))
+            for key, wanted in (("a", a_rel), ("b", b_rel)):
+                if r == wanted or (wanted == "positive" and r in positives):
+                    groups[key].append(cosine(x[i], x[j]))
+        if not groups["a"] or not groups["b"]:
+            continue
+        wins = sum(
+            1.0 if ca > cb else 0.5 if ca == cb else 0.0 for ca in groups["a"] for cb in groups["b"]
+        )
+        aucs.append(wins / (len(groups["a"]) * len(groups["b"])))
+    return (float(np.mean(aucs)) if aucs else None), len(aucs)
+
+
+def test_relation_auc_matches_an_explicit_loop_with_ties():
+    rng = np.random.default_rng(4)
+    y = random_labels(70, 4, 5, p=0.45)
+    y[:2] = 0  # anchors without labels are left out
+    # Four directions only: many exactly tied cosines (equal in any precision: e1 and e2 are
+    # equally far from (1, 1, 0), and 0 from e3), and some of them repeated.
+    directions = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]], dtype=np.float64)
+    x = directions[rng.integers(0, 4, 70)] * rng.integers(1, 3, (70, 1))
+    got, counts = relation_auc(x, y)
+    for key in got:
+        a_rel, b_rel = key.split(">")
+        want, n = explicit_relation_auc(x, y, a_rel, b_rel)
+        assert counts[key] == n
+        assert got[key] == pytest.approx(want, abs=1e-12)
+
+
+def test_relation_auc_tells_missing_from_extra_labels():
+    # Four items of each label set {0, 1}, {0}, {0, 1, 2}. From a {0, 1} anchor the {0} items are R4
+    # and the {0, 1, 2} items R5; place the R5 items where the anchors are and the R4 items far away.
+    y = np.array([[1, 1, 0]] * 4 + [[1, 0, 0]] * 4 + [[1, 1, 1]] * 4, dtype=np.uint8)
+    rng = np.random.default_rng(0)
+    x = np.vstack([np.tile(c, (4, 1)) for c in ([1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0])])
+    x += 0.01 * rng.standard_normal(x.shape)
+    got, anchors = relation_auc(x, y, max_anchors=None)
+    # Only the {0, 1} anchors have both R4 and R5 samples, and every R5 beats every R4.
+    assert anchors["R4>R5"] == 4 and got["R4>R5"] == 0.0
+    # From {0, 1}: R5 sits among the anchor's own R2 items (AUC about 1/2), R4 far away (AUC 1).
+    assert got["R2>R5"] < got["R2>R4"]
+
+
+def test_pooled_profile_cannot_tell_r4_from_r5_but_the_auc_can():
+    rng = np.random.default_rng(1)
+    y = random_labels(60, 4, 2, p=0.5)
+    x = rng.standard_normal((60, 5))
+    profile = relation_profile(x, y, max_anchors=None)
+    assert profile["R4"] == pytest.approx(profile["R5"], abs=1e-6)  # the symmetry, any space
+    auc, _ = relation_auc(x, y, max_anchors=None)
+    assert auc["R2>R4"] != pytest.approx(auc["R2>R5"], abs=1e-6)
+
+
+def explicit_spearman(x, y, weight):
+    rhos = []
+    for i in range(len(x)):
+        s = label_set(y[i])
+        if not s:
+            continue
+        cos, w = [], []
+        for j in range(len(x)):
+            if j != i:
+                cos.append(cosine(x[i], x[j]))
+                w.append(weight(s, label_set(y[j])))
+        if len(set(w)) > 1:
+            rhos.append(stats.spearmanr(cos, w).statistic)
+    return float(np.mean(rhos))
+
+
+def sd_weight(s, t):
+    if not s & t:
+        return 0.0
+    return len(s & t) / len(s) / (1 + len(t - s))
+
+
+def jaccard(s, t):
+    return len(s & t) / len(s | t)
+
+
+def test_sd_agreement_matches_spearman_per_anchor():
+    rng = np.random.default_rng(3)
+    y = random_labels(40, 5, 7, p=0.4)
+    x = rng.standard_normal((40, 4))
+    got = sd_agreement(x, y, max_anchors=None)
+    assert got["sd"] == pytest.approx(explicit_spearman(x, y, sd_weight), abs=1e-9)
+    assert got["jaccard"] == pytest.approx(explicit_spearman(x, y, jaccard), abs=1e-9)
+
+
+def test_a_space_whose_cosine_is_the_jaccard_index_agrees_perfectly():
+    # The Jaccard matrix of non-empty sets is positive semi-definite with a unit diagonal, so it is
+    # the Gram matrix of unit vectors: a space where cosine = Jaccard exactly.
+    y = random_labels(30, 5, 9, p=0.4)
+    sets = [label_set(r) for r in y]
+    gram = np.array([[jaccard(s, t) for t in sets] for s in sets])
+    values, vectors = np.linalg.eigh(gram)
+    x = vectors * np.sqrt(np.clip(values, 0, None))
+    got = sd_agreement(x, y, max_anchors=None)
+    assert got["jaccard"] == pytest.approx(1.0, abs=1e-6)
+    assert got["sd"] < 1.0  # the SD weight orders R4 above R5; Jaccard does not
+
+
+def test_sd_surface_matches_an_explicit_loop():
+    rng = np.random.default_rng(5)
+    y = random_labels(50, 4, 3, p=0.5)
+    x = rng.standard_normal((50, 3))
+    cells = {(c["shared"], c["extra"], c["missing"]): c for c in sd_surface(x, y, max_anchors=None)}
+    want: dict = {}
+    for i in range(len(x)):
+        s = label_set(y[i])
+        per_cell: dict = {}
+        r1 = []
+        for j in range(len(x)):
+            if j == i:
+                continue
+            t = label_set(y[j])
+            c = cosine(x[i], x[j])
+            if s & t:
+                per_cell.setdefault((len(s & t), len(t - s), len(s - t)), []).append(c)
+            else:
+                r1.append(c)
+        for key, values in per_cell.items():
+            entry = want.setdefault(key, {"cos": [], "auc": [], "pairs": 0})
+            entry["cos"].append(np.mean(values))
+            entry["pairs"] += len(values)
+            if r1:
+                wins = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a in values for b in r1)
+                entry["auc"].append(wins / (len(values) * len(r1)))
+    assert set(cells) == set(want)
+    for key, entry in want.items():
+        cell = cells[key]
+        assert cell["anchors"] == len(entry["cos"]) and cell["pairs"] == entry["pairs"]
+        assert cell["cosine"] == pytest.approx(np.mean(entry["cos"]), abs=1e-6)
+        if entry["auc"]:
+            assert cell["auc_vs_R1"] == pytest.approx(np.mean(entry["auc"]), abs=1e-12)
+        else:  # no anchor of this cell has a disjoint sample
+            assert cell["auc_vs_R1"] is None
+        shared, extra, missing = key
+        s, t = set(range(shared + missing)), set(range(shared)) | {9 + e for e in range(extra)}
+        assert cell["relation"] == relation_of(s, t)
+
+
+def test_relation_metrics_reject_bad_input():
+    y = random_labels(10, 3, 0)
+    with pytest.raises(ValueError, match="must agree"):
+        relation_auc(np.zeros((9, 2)), y)
+    with pytest.raises(ValueError, match="NaN"):
+        sd_agreement(np.full((10, 2), np.nan), y)
+    with pytest.raises(ValueError, match="pairs must name"):
+        relation_auc(np.ones((10, 2)), y, pairs=[("R2", "R9")])
+
+
+# --- probe against scikit-learn's per-label reference, on real data -------------------------------
+@pytest.mark.slow
+def test_joint_probe_matches_sklearn_per_label_on_yeast():
+    from sdl.data import load_dataset
+
+    data = load_dataset("yeast", seed=0)
+    args = (data.train.inputs, data.train.labels, data.test.inputs, data.test.labels)
+    joint = linear_probe(*args, solver="joint")
+    reference = linear_probe(*args, solver="sklearn")
+    for key in ("mAP", "micro_f1", "macro_f1"):
+        assert joint[key] == pytest.approx(reference[key], abs=0.01)
+
+
+def test_probe_rejects_an_unknown_solver():
+    y = random_labels(20, 3, 0)
+    with pytest.raises(ValueError, match="solver"):
+        linear_probe(np.ones((20, 2)), y, np.ones((20, 2)), y, solver="newton")
+
+
+def test_cosine_neighbours_match_a_sort():
+    rng = np.random.default_rng(6)
+    index, queries = rng.standard_normal((30, 4)), rng.standard_normal((7, 4))
+    rows, sims = cosine_neighbours(index, queries, 5)
+    for q in range(7):
+        c = [cosine(queries[q], v) for v in index]
+        order = sorted(range(30), key=lambda j: (-c[j], j))[:5]
+        assert rows[q].tolist() == order
+        np.testing.assert_allclose(sims[q], [c[j] for j in order], rtol=1e-5)
+    rows, _ = cosine_neighbours(index, index[:3], 29, exclude=np.arange(3))
+    assert all(q not in rows[q] for q in range(3))
+    with pytest.raises(ValueError, match="k must be"):
+        cosine_neighbours(index, queries, 31)
+
+
+# --- over seeds -----------------------------------------------------------------------------------
+def test_seed_summary_is_a_t_interval():
+    values = [0.5, 0.6, 0.55, 0.7, 0.65]
+    got = seed_summary(values)
+    mean, std = np.mean(values), np.std(values, ddof=1)
+    half = 2.7764451051977987 * std / np.sqrt(5)  # t(0.975, 4 degrees of freedom), from tables
+    assert got["n"] == 5 and got["mean"] == pytest.approx(mean) and got["std"] == pytest.approx(std)
+    assert got["ci_low"] == pytest.approx(mean - half) and got["ci_high"] == pytest.approx(
+        mean + half
+    )
+    one = seed_summary([0.3])
+    assert one["mean"] == 0.3 and np.isnan(one["std"]) and np.isnan(one["ci_low"])
+    with pytest.raises(ValueError, match="level"):
+        seed_summary(values, level=1.5)
+
+
+def test_paired_difference_verdicts():
+    base = [0.50, 0.52, 0.49, 0.51, 0.50]
+    better = [b + 0.02 + 0.001 * k for k, b in enumerate(base)]  # always ahead, by a steady margin
+    assert paired_difference(better, base)["verdict"] == "win"
+    assert paired_difference(base, better)["verdict"] == "loss"
+    noisy = [b + d for b, d in zip(base, [0.03, -0.03, 0.02, -0.02, 0.0], strict=True)]
+    assert paired_difference(noisy, base)["verdict"] == "tie"
+    got = paired_difference(better, base)
+    assert got["mean"] == pytest.approx(np.mean(np.subtract(better, base)))
+    with pytest.raises(ValueError, match="equal lengths"):
+        paired_difference([1.0], [1.0, 2.0])

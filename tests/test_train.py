@@ -16,6 +16,7 @@ from sdl.train import (
     TrainConfig,
     batches,
     evaluate_random_encoder,
+    load_data,
     lr_factor,
     rng_state,
     set_rng_state,
@@ -24,7 +25,16 @@ from sdl.train import (
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"n_train": 128, "n_test": 64}
-METRIC_KEYS = {"mAP", "micro_f1", "macro_f1", "knn_jaccard@10", "precision@10", "relation_profile"}
+METRIC_KEYS = {
+    "mAP",
+    "micro_f1",
+    "macro_f1",
+    "knn_jaccard@10",
+    "precision@10",
+    "relation_profile",
+    "encoder",
+    "head",
+}
 
 
 def tiny_config(tmp_path, **changes) -> TrainConfig:
@@ -80,6 +90,50 @@ def test_embeddings_file_holds_what_the_dashboard_needs(tiny_run):
         np.testing.assert_array_equal(test.thumbs[rows], arrays["thumbs"])
 
 
+def test_both_spaces_are_measured_and_stored(tiny_run):
+    metrics = runs.read_run(tiny_run).metrics
+    for space in ("encoder", "head"):
+        assert {"mAP", "relation_auc", "relation_auc_anchors", "sd_agreement", "sd_surface"} <= set(
+            metrics[space]
+        )
+    assert metrics["mAP"] == metrics["encoder"]["mAP"]  # the old top-level keys: the encoder's
+    arrays = runs.read_embeddings(tiny_run)
+    head = runs.space_embeddings(arrays, "head")
+    assert head.shape == (50, 16) and head.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(head, axis=1), 1.0, atol=1e-5)  # the projection
+    assert runs.space_embeddings(arrays, "encoder").shape[1] != 16  # the encoder's own width
+    old = {k: v for k, v in arrays.items() if k != "head"}  # a file from before head existed
+    assert runs.space_embeddings(old, "head") is None
+
+
+def test_snapshots_hold_every_epoch_and_end_at_the_final_head(tiny_run):
+    snaps = runs.read_snapshots(tiny_run)
+    test = load_dataset("digits-mosaic", **TINY).test
+    assert snaps["epochs"].tolist() == [0, 1] and snaps["embeddings"].dtype == np.float16
+    assert snaps["embeddings"].shape == (2, len(test), 16)  # 64 test items <= 500
+    assert set(snaps["ids"]) <= set(test.ids)
+    arrays = runs.read_embeddings(tiny_run)
+    shared, in_snap, in_emb = np.intersect1d(snaps["ids"], arrays["ids"], return_indices=True)
+    assert len(shared) == 50
+    np.testing.assert_allclose(
+        snaps["embeddings"][-1][in_snap].astype(np.float32), arrays["head"][in_emb], atol=2e-3
+    )
+    assert not np.allclose(snaps["embeddings"][0], snaps["embeddings"][1])  # training moved it
+
+
+def test_split_seed_fixes_the_data_and_validation_stays_inside_train(tmp_path):
+    a = load_data(tiny_config(tmp_path, seed=0, split_seed=5))
+    b = load_data(tiny_config(tmp_path, seed=1, split_seed=5))
+    np.testing.assert_array_equal(a.test.inputs, b.test.inputs)
+    np.testing.assert_array_equal(a.train.ids, b.train.ids)
+    c = load_data(tiny_config(tmp_path, seed=1))  # no split seed: the run's seed, as before
+    assert not np.array_equal(a.test.inputs, c.test.inputs)
+    val = load_data(tiny_config(tmp_path, split_seed=5, validation_fraction=0.25))
+    assert len(val.test) == 32 and len(val.train) == 96
+    assert set(val.test.ids) | set(val.train.ids) == set(a.train.ids)
+    assert not set(val.test.ids) & set(a.test.ids)  # the test split is never touched
+
+
 def test_checkpoint_loads_with_weights_only(tiny_run):
     state = torch.load(tiny_run / runs.CHECKPOINT, weights_only=True)
     assert state["epoch"] == 1
@@ -98,6 +152,9 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     assert a["model"].keys() == b["model"].keys()
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
+    sa, sb = runs.read_snapshots(straight), runs.read_snapshots(resumed)
+    assert sa["epochs"].tolist() == sb["epochs"].tolist() == [0, 1, 2, 3]
+    np.testing.assert_array_equal(sa["embeddings"], sb["embeddings"])
     ha = pd.read_csv(straight / runs.HISTORY)
     hb = pd.read_csv(resumed / runs.HISTORY)
     np.testing.assert_array_equal(ha["loss"], hb["loss"])
@@ -154,6 +211,9 @@ def test_a_failing_run_says_so_and_reraises(tmp_path):
         ({"loss": "bce", "loss_options": {"symmetric": True}}, "unknown option"),
         ({"temperature": 1e-39}, "temperature must be"),
         ({"device": "bogus"}, "device must be"),
+        ({"validation_fraction": 1.0}, "validation_fraction"),
+        ({"split_seed": -1}, "split_seed"),
+        ({"snapshot_items": -1}, "snapshot_items"),
     ],
 )
 def test_bad_configs_are_refused_before_anything_is_written(tmp_path, changes, match):
