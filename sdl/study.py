@@ -354,11 +354,11 @@ def replace_block(text: str, name: str, body: str) -> str:
         ValueError: if the markers are missing.
     """
     pattern = re.compile(
-        rf"(<!-- study:{re.escape(name)} -->\n).*?(\n<!-- /study:{re.escape(name)} -->)", re.S
+        rf"(<!-- study:{re.escape(name)} -->)\n?.*?\n?(<!-- /study:{re.escape(name)} -->)", re.S
     )
     if not pattern.search(text):
         raise ValueError(f"no block <!-- study:{name} --> ... <!-- /study:{name} --> to replace")
-    return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
+    return pattern.sub(lambda m: f"{m.group(1)}\n{body}\n{m.group(2)}", text, count=1)
 
 
 def write_table(folder: Path, name: str, frame: pd.DataFrame, markdown: str) -> None:
@@ -403,6 +403,10 @@ def run_study(
     spec = PRESETS[preset]
     base = base_config(dataset, spec, split_seed)
     base.validate()
+    if readme is not None:
+        replace_block(
+            Path(readme).read_text(), dataset, ""
+        )  # a missing block fails before training
     out = Path(out)
     started = time.perf_counter()
     select = selection_plan(base, spec, out, losses, validation_fraction)

@@ -54,6 +54,11 @@ def test_readme_block_is_replaced_and_a_missing_block_refused():
     text = "intro\n<!-- study:yeast -->\nold table\n<!-- /study:yeast -->\nend\n"
     got = study.replace_block(text, "yeast", "new | table")
     assert got == "intro\n<!-- study:yeast -->\nnew | table\n<!-- /study:yeast -->\nend\n"
+    empty = "<!-- study:yeast -->\n<!-- /study:yeast -->"
+    assert (
+        study.replace_block(empty, "yeast", "t") == "<!-- study:yeast -->\nt\n<!-- /study:yeast -->"
+    )
+    assert study.replace_block(got, "yeast", "again") == text.replace("old table", "again")
     with pytest.raises(ValueError, match="study:hpo"):
         study.replace_block(text, "hpo", "x")
 
