@@ -42,7 +42,7 @@ def test_unknown_name_lists_the_known_ones():
 def test_unknown_option_is_a_value_error_listing_the_options():
     with pytest.raises(ValueError, match=r"'n_trian'.*n_train"):
         load_dataset("digits-mosaic", n_trian=10)
-    assert dataset_options("digits-mosaic")["empty_prob"] == 0.25
+    assert dataset_options("digits-mosaic")["preset"] == "default"
 
 
 def test_local_file_datasets_say_what_to_pass(tmp_path):
