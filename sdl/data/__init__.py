@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import time
 
-from sdl.data import coco, digits, fashion, hpo, mimic, mnist, table, voc, yeast
+from sdl.data import coco, digits, fashion, hpo, iu_xray, mimic, mnist, table, voc, yeast
 from sdl.data.base import (
     KINDS,
     DatasetInfo,
@@ -39,6 +39,7 @@ DATASETS: dict[str, DatasetInfo] = {
         _info("fashion-mosaic", "image", fashion),
         _info("yeast", "tabular", yeast),
         _info("hpo", "text", hpo),
+        _info("iu-xray", "text", iu_xray),
         _info("coco", "image", coco),
         _info("voc", "image", voc),
         _info("mimic", "text", mimic),

@@ -48,6 +48,17 @@ def package_dir(package: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def check_bool(name: str, value: object) -> bool:
+    """``value`` if it is a real bool; else a ValueError naming the option.
+
+    Strings such as "False" or "no" are refused rather than read as True (any non-empty string
+    is truthy); the CLI turns ``KEY=false`` into a bool before it gets here.
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
 def require_file(path: Path, what: str) -> Path:
     """``path`` if it is a file, else DatasetUnavailable naming it and what it should hold."""
     if not path.is_file():

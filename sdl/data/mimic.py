@@ -18,7 +18,7 @@ import numpy as np
 
 from sdl.data._files import multi_hot, split_indices
 from sdl.data.base import DatasetSplits, DatasetUnavailable, MultiLabelData
-from sdl.data.text_features import METHODS, text_features
+from sdl.data.text_features import resolve_method, text_features
 
 FILES = ("NOTEEVENTS", "DIAGNOSES_ICD")
 DESCRIPTION = "MIMIC-III notes (local files) -> the top-k ICD-9 codes of each admission"
@@ -110,7 +110,7 @@ def load(
     *,
     top_k: int = 50,
     category: str | None = "Discharge summary",
-    features: str = "tfidf",
+    features: str = "auto",
     dim: int = 256,
     test_fraction: float = 0.2,
 ) -> DatasetSplits:
@@ -121,7 +121,8 @@ def load(
         root: folder with NOTEEVENTS and DIAGNOSES_ICD.
         top_k: number of most frequent codes kept as labels.
         category: note CATEGORY to keep (None keeps every note).
-        features: "tfidf" or "minilm" (see ``text_features``).
+        features: "auto" (MiniLM when installed, else TF-IDF), "minilm" or "tfidf" (see
+            ``text_features``).
         dim: TF-IDF/SVD dimensions.
         test_fraction: share of patients in the test split.
 
@@ -131,8 +132,7 @@ def load(
     message = missing(root)
     if message:
         raise DatasetUnavailable(message)
-    if features not in METHODS:
-        raise ValueError(f"unknown features {features!r}; expected one of {METHODS}")
+    features = resolve_method(features)
     hadms, subjects, texts, codes, label_lists = read_admissions(root, top_k, category)
     if len(set(subjects)) < 2:
         raise DatasetUnavailable(f"MIMIC files in {root} hold fewer than 2 patients with notes")

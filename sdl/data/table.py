@@ -3,7 +3,8 @@
 One row per item. ``label_column`` holds the item's label set, as ``"a|b|c"`` (``label_sep``), a JSON
 list ``'["a", "b"]'``, or (Parquet) a list column. The inputs come from exactly one of:
 
-* ``text_column``: free text -> TF-IDF + SVD features (or the MiniLM encoder), kind "text";
+* ``text_column``: free text -> MiniLM sentence features (TF-IDF + SVD without the encoder's
+  package, or with ``features="tfidf"``), kind "text";
 * ``image_column``: image paths, absolute or relative to the table's folder, kind "image";
 * ``feature_columns``: numeric columns, standardised with training statistics, kind "tabular".
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from sdl.data._files import multi_hot, read_images, split_indices
 from sdl.data.base import DatasetSplits, DatasetUnavailable, MultiLabelData
-from sdl.data.text_features import text_features
+from sdl.data.text_features import resolve_method, text_features
 
 DESCRIPTION = "a CSV/TSV/Parquet file you name: label sets + text, image paths or feature columns"
 _TEST_NAMES = {"test", "val", "valid", "validation"}
@@ -80,7 +81,7 @@ def load(
     split_column: str | None = None,
     label_sep: str = "|",
     size: int = 64,
-    features: str = "tfidf",
+    features: str = "auto",
     dim: int = 256,
     test_fraction: float = 0.2,
 ) -> DatasetSplits:
@@ -156,6 +157,7 @@ def load(
         shown = [f"row {i}" for i in ids]
     elif text_column:
         kind = "text"
+        features = resolve_method(features)
         docs = frame[text_column].fillna("").astype(str).tolist()
         train_x, test_x = text_features(
             f"table-{file_path.stem}",
