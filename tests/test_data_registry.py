@@ -25,6 +25,8 @@ EXPECTED = {
     "voc",
     "mimic",
     "table",
+    "iu-xray",
+    "synthetic-longtail",
 }
 
 

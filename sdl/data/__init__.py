@@ -11,7 +11,19 @@ from __future__ import annotations
 import inspect
 import time
 
-from sdl.data import coco, digits, fashion, hpo, iu_xray, mimic, mnist, table, voc, yeast
+from sdl.data import (
+    coco,
+    digits,
+    fashion,
+    hpo,
+    iu_xray,
+    mimic,
+    mnist,
+    synthetic,
+    table,
+    voc,
+    yeast,
+)
 from sdl.data.base import (
     KINDS,
     DatasetInfo,
@@ -44,6 +56,7 @@ DATASETS: dict[str, DatasetInfo] = {
         _info("voc", "image", voc),
         _info("mimic", "text", mimic),
         _info("table", "tabular", table),
+        _info("synthetic-longtail", "tabular", synthetic),
     )
 }
 
@@ -68,7 +81,7 @@ def load_dataset(name: str, seed: int = 0, root: str | None = None, **options) -
         **options: dataset-specific options; see :func:`dataset_options`.
 
     Raises:
-        ValueError: unknown name or option.
+        ValueError: unknown name or option, a bad option value, or an empty split.
         DatasetUnavailable: the files the dataset reads are missing; the message says which.
     """
     info = _get(name)
@@ -79,7 +92,15 @@ def load_dataset(name: str, seed: int = 0, root: str | None = None, **options) -
             f"unknown option(s) {', '.join(map(repr, unknown))} for dataset {name!r}; "
             f"it takes: {', '.join(known) or 'none'}"
         )
-    return info.load(seed=seed, root=root, **options)
+    splits = info.load(seed=seed, root=root, **options)
+    for split in ("train", "test"):
+        # Caught here rather than after an epoch of training or in an evaluation that divides by 0.
+        if len(getattr(splits, split)) == 0:
+            raise ValueError(
+                f"dataset {name!r}: the {split} split is empty with these options "
+                f"({options or 'defaults'}); give it items (e.g. a larger test_fraction or n_{split})"
+            )
+    return splits
 
 
 _TABLE_CACHE: dict[str, dict] = {}

@@ -132,17 +132,21 @@ def read_images(paths: list[Path], size: int) -> tuple[np.ndarray, np.ndarray]:
 
     Raises:
         DatasetUnavailable: an image file is missing (the message names it).
+        ValueError: a file is not a readable image (the message names it).
     """
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     if size < 1:
         raise ValueError(f"size must be positive, got {size}")
     thumbs = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
     for row, path in enumerate(paths):
         require_file(Path(path), "image file listed in the annotations")
-        with Image.open(path) as image:
-            thumbs[row] = np.asarray(
-                image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-            )
+        try:
+            with Image.open(path) as image:
+                thumbs[row] = np.asarray(
+                    image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+                )
+        except (UnidentifiedImageError, OSError, SyntaxError) as err:  # truncated/corrupt data
+            raise ValueError(f"{path}: not a readable image ({err})") from err
     inputs = thumbs.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
     return inputs, thumbs

