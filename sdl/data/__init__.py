@@ -11,6 +11,8 @@ from __future__ import annotations
 import inspect
 import time
 
+import numpy as np
+
 from sdl.data import (
     coco,
     digits,
@@ -104,14 +106,41 @@ def load_dataset(name: str, seed: int = 0, root: str | None = None, **options) -
 
 
 _TABLE_CACHE: dict[str, dict] = {}
+RELATION_KEYS = ("R1", "R2", "R3", "R4", "R5")
+
+
+def relation_mix(
+    labels: np.ndarray, batch_size: int = 128, batches: int = 8, seed: int = 0
+) -> dict[str, float]:
+    """Share of the (anchor, sample) pairs in each relation R1..R5, in random batches of ``labels``.
+
+    Batches of ``batch_size`` rows are drawn without replacement, as a shuffled epoch draws them;
+    the diagonal is left out; shares are pooled over ``batches`` batches.
+    """
+    import torch
+
+    from sdl.relations import relation_counts, relation_matrix
+
+    rng = np.random.default_rng(seed)
+    size = min(batch_size, len(labels))
+    totals = dict.fromkeys(RELATION_KEYS, 0)
+    for _ in range(batches):
+        rows = rng.choice(len(labels), size=size, replace=False)
+        counts = relation_counts(relation_matrix(torch.as_tensor(labels[rows])))
+        for relation, count in counts.items():
+            totals[relation.short] += count
+    pairs = sum(totals.values())
+    return {key: (count / pairs if pairs else 0.0) for key, count in totals.items()}
 
 
 def dataset_table(sizes: bool = True) -> list[dict]:
     """One row per registered dataset, for ``python -m sdl datasets``.
 
     Keys: name, kind, available (bool), train, test, labels, labels_per_item (mean over both
-    splits), note (what is missing, else the description), load_seconds. With ``sizes`` the available
-    datasets are loaded once (seed 0, default options) and the rows are cached in-process.
+    splits), R1..R5 (:func:`relation_mix` of the training split, batches of 128), note (what is
+    missing, else the description), load_seconds. With ``sizes`` the available datasets are loaded
+    once (seed 0, default options; text datasets with TF-IDF features, since only their labels are
+    needed here and the sentence encoder takes minutes) and the rows are cached in-process.
     """
     rows = []
     for name, info in DATASETS.items():
@@ -127,13 +156,15 @@ def dataset_table(sizes: bool = True) -> list[dict]:
             "test": None,
             "labels": None,
             "labels_per_item": None,
+            **dict.fromkeys(RELATION_KEYS),
             "note": message or info.description,
             "load_seconds": None,
         }
         if sizes and message is None:
             start = time.perf_counter()
+            cheap = {"features": "tfidf"} if "features" in dataset_options(name) else {}
             try:
-                splits = load_dataset(name)
+                splits = load_dataset(name, **cheap)
             except DatasetUnavailable as err:
                 row.update(available=False, note=str(err))
             else:
@@ -144,6 +175,7 @@ def dataset_table(sizes: bool = True) -> list[dict]:
                     test=len(splits.test),
                     labels=splits.train.num_labels,
                     labels_per_item=n_labels / n_items,
+                    **relation_mix(splits.train.labels),
                     load_seconds=round(time.perf_counter() - start, 2),
                 )
             _TABLE_CACHE[name] = dict(row)
@@ -160,6 +192,7 @@ def _get(name: str) -> DatasetInfo:
 __all__ = [
     "DATASETS",
     "KINDS",
+    "RELATION_KEYS",
     "DatasetInfo",
     "DatasetSplits",
     "DatasetUnavailable",
@@ -167,4 +200,5 @@ __all__ = [
     "dataset_options",
     "dataset_table",
     "load_dataset",
+    "relation_mix",
 ]
