@@ -16,7 +16,7 @@ is cut to its heading, the part before the first "/" ("Cardiomegaly/mild" -> "ca
 (over the whole collection) are dropped, and so is "no indexing" (a placeholder, not a finding).
 "normal" is a label like any other (``keep_normal``): it never co-occurs with a finding, so it
 forms one large group of identical label sets. Reports left without a label are dropped. With the
-defaults: 48 labels, ~1.9 labels per report.
+defaults: 3,762 reports, 47 labels, ~1.9 labels per report.
 """
 
 from __future__ import annotations
