@@ -226,11 +226,17 @@ def train_argv(config: TrainConfig) -> list[str]:
 
 # --- commands -------------------------------------------------------------------------------------
 def cmd_datasets() -> int:
-    from sdl.data import dataset_table
+    from sdl.data import RELATION_KEYS, dataset_table
 
     table = pd.DataFrame(dataset_table())
-    columns = ["name", "kind", "available", "train", "test", "labels", "labels_per_item", "note"]
+    columns = ["name", "kind", "available", "train", "test", "labels", "labels_per_item"]
+    columns += [*RELATION_KEYS, "note"]
     table = table[[c for c in columns if c in table.columns]]
+    for col in RELATION_KEYS:  # share of the pairs of a training batch of 128, in percent
+        if col in table:
+            table[col] = table[col].map(
+                lambda v: "" if v is None or pd.isna(v) else f"{100 * v:.1f}%"
+            )
     if "labels_per_item" in table:
         table["labels_per_item"] = table["labels_per_item"].map(
             lambda v: "" if v is None or pd.isna(v) else f"{v:.2f}"
@@ -246,6 +252,7 @@ def cmd_datasets() -> int:
         if col in table
     }
     print(table.to_string(index=False, formatters=left, justify="left"))
+    print("R1..R5: share of the (anchor, sample) pairs in each relation, training batches of 128")
     return 0
 
 

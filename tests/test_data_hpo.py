@@ -112,7 +112,7 @@ def test_organ_system_labels_match_the_hand_worked_truth(obo):
 
 def test_load_fixture_with_cached_features(obo, tmp_path, monkeypatch):
     monkeypatch.setenv("SDL_CACHE", str(tmp_path / "cache"))
-    splits = load_dataset("hpo", seed=0, root=str(obo), dim=3, test_fraction=0.34)
+    splits = load_dataset("hpo", seed=0, root=str(obo), features="tfidf", dim=3, test_fraction=0.34)
     assert splits.train.label_names == ["Abnormality of the heart", "Abnormality of the lung"]
     for data in (splits.train, splits.test):
         assert data.kind == "text" and data.inputs.dtype == np.float32
@@ -123,7 +123,7 @@ def test_load_fixture_with_cached_features(obo, tmp_path, monkeypatch):
     assert len(splits.train) + len(splits.test) == len(TRUTH)
     cached = list((tmp_path / "cache" / "features").glob("hpo-tfidf-*.npz"))
     assert len(cached) == 1
-    again = load_dataset("hpo", seed=0, root=str(obo), dim=3, test_fraction=0.34)
+    again = load_dataset("hpo", seed=0, root=str(obo), features="tfidf", dim=3, test_fraction=0.34)
     np.testing.assert_array_equal(again.train.inputs, splits.train.inputs)
     assert not list((tmp_path / "cache" / "features").glob("*.tmp"))
 
@@ -141,7 +141,7 @@ def test_real_ontology_has_23_organ_systems_and_1_4_labels_per_term():
 @pytest.mark.slow
 def test_real_hpo_loads_with_tfidf_features(tmp_path, monkeypatch):
     monkeypatch.setenv("SDL_CACHE", str(tmp_path))
-    splits = load_dataset("hpo", seed=0)
+    splits = load_dataset("hpo", seed=0, features="tfidf")
     assert splits.train.num_labels == 23
     assert splits.train.inputs.shape == (len(splits.train), 256)
     assert np.isfinite(splits.train.inputs).all() and np.isfinite(splits.test.inputs).all()

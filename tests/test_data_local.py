@@ -174,7 +174,7 @@ def _write_mimic(root):
 def test_mimic_top_k_codes_and_patient_split(tmp_path, monkeypatch):
     monkeypatch.setenv("SDL_CACHE", str(tmp_path / "cache"))
     truth = _write_mimic(tmp_path)
-    splits = load_dataset("mimic", seed=0, root=str(tmp_path), top_k=3, dim=4)
+    splits = load_dataset("mimic", seed=0, root=str(tmp_path), top_k=3, features="tfidf", dim=4)
     assert splits.train.label_names == ["4019", "4280", "99591"]  # by frequency: 30, 15, 10
     for data in (splits.train, splits.test):
         for row, hadm in enumerate(data.ids):
@@ -253,7 +253,12 @@ def test_table_text_column_and_errors(tmp_path, monkeypatch):
         tmp_path / "t.tsv", sep="\t", index=False
     )
     splits = load_dataset(
-        "table", path=str(tmp_path / "t.tsv"), label_column="tags", text_column="text", dim=2
+        "table",
+        path=str(tmp_path / "t.tsv"),
+        label_column="tags",
+        text_column="text",
+        features="tfidf",
+        dim=2,
     )
     assert splits.train.kind == "text" and splits.train.inputs.shape[1] <= 2
     assert len(splits.train) + len(splits.test) == 6

@@ -11,7 +11,21 @@ from __future__ import annotations
 import inspect
 import time
 
-from sdl.data import coco, digits, fashion, hpo, mimic, mnist, table, voc, yeast
+import numpy as np
+
+from sdl.data import (
+    coco,
+    digits,
+    fashion,
+    hpo,
+    iu_xray,
+    mimic,
+    mnist,
+    synthetic,
+    table,
+    voc,
+    yeast,
+)
 from sdl.data.base import (
     KINDS,
     DatasetInfo,
@@ -39,10 +53,12 @@ DATASETS: dict[str, DatasetInfo] = {
         _info("fashion-mosaic", "image", fashion),
         _info("yeast", "tabular", yeast),
         _info("hpo", "text", hpo),
+        _info("iu-xray", "text", iu_xray),
         _info("coco", "image", coco),
         _info("voc", "image", voc),
         _info("mimic", "text", mimic),
         _info("table", "tabular", table),
+        _info("synthetic-longtail", "tabular", synthetic),
     )
 }
 
@@ -67,7 +83,7 @@ def load_dataset(name: str, seed: int = 0, root: str | None = None, **options) -
         **options: dataset-specific options; see :func:`dataset_options`.
 
     Raises:
-        ValueError: unknown name or option.
+        ValueError: unknown name or option, a bad option value, or an empty split.
         DatasetUnavailable: the files the dataset reads are missing; the message says which.
     """
     info = _get(name)
@@ -78,18 +94,53 @@ def load_dataset(name: str, seed: int = 0, root: str | None = None, **options) -
             f"unknown option(s) {', '.join(map(repr, unknown))} for dataset {name!r}; "
             f"it takes: {', '.join(known) or 'none'}"
         )
-    return info.load(seed=seed, root=root, **options)
+    splits = info.load(seed=seed, root=root, **options)
+    for split in ("train", "test"):
+        # Caught here rather than after an epoch of training or in an evaluation that divides by 0.
+        if len(getattr(splits, split)) == 0:
+            raise ValueError(
+                f"dataset {name!r}: the {split} split is empty with these options "
+                f"({options or 'defaults'}); give it items (e.g. a larger test_fraction or n_{split})"
+            )
+    return splits
 
 
 _TABLE_CACHE: dict[str, dict] = {}
+RELATION_KEYS = ("R1", "R2", "R3", "R4", "R5")
+
+
+def relation_mix(
+    labels: np.ndarray, batch_size: int = 128, batches: int = 8, seed: int = 0
+) -> dict[str, float]:
+    """Share of the (anchor, sample) pairs in each relation R1..R5, in random batches of ``labels``.
+
+    Batches of ``batch_size`` rows are drawn without replacement, as a shuffled epoch draws them;
+    the diagonal is left out; shares are pooled over ``batches`` batches.
+    """
+    import torch
+
+    from sdl.relations import relation_counts, relation_matrix
+
+    rng = np.random.default_rng(seed)
+    size = min(batch_size, len(labels))
+    totals = dict.fromkeys(RELATION_KEYS, 0)
+    for _ in range(batches):
+        rows = rng.choice(len(labels), size=size, replace=False)
+        counts = relation_counts(relation_matrix(torch.as_tensor(labels[rows])))
+        for relation, count in counts.items():
+            totals[relation.short] += count
+    pairs = sum(totals.values())
+    return {key: (count / pairs if pairs else 0.0) for key, count in totals.items()}
 
 
 def dataset_table(sizes: bool = True) -> list[dict]:
     """One row per registered dataset, for ``python -m sdl datasets``.
 
     Keys: name, kind, available (bool), train, test, labels, labels_per_item (mean over both
-    splits), note (what is missing, else the description), load_seconds. With ``sizes`` the available
-    datasets are loaded once (seed 0, default options) and the rows are cached in-process.
+    splits), R1..R5 (:func:`relation_mix` of the training split, batches of 128), note (what is
+    missing, else the description), load_seconds. With ``sizes`` the available datasets are loaded
+    once (seed 0, default options; text datasets with TF-IDF features, since only their labels are
+    needed here and the sentence encoder takes minutes) and the rows are cached in-process.
     """
     rows = []
     for name, info in DATASETS.items():
@@ -105,13 +156,15 @@ def dataset_table(sizes: bool = True) -> list[dict]:
             "test": None,
             "labels": None,
             "labels_per_item": None,
+            **dict.fromkeys(RELATION_KEYS),
             "note": message or info.description,
             "load_seconds": None,
         }
         if sizes and message is None:
             start = time.perf_counter()
+            cheap = {"features": "tfidf"} if "features" in dataset_options(name) else {}
             try:
-                splits = load_dataset(name)
+                splits = load_dataset(name, **cheap)
             except DatasetUnavailable as err:
                 row.update(available=False, note=str(err))
             else:
@@ -122,6 +175,7 @@ def dataset_table(sizes: bool = True) -> list[dict]:
                     test=len(splits.test),
                     labels=splits.train.num_labels,
                     labels_per_item=n_labels / n_items,
+                    **relation_mix(splits.train.labels),
                     load_seconds=round(time.perf_counter() - start, 2),
                 )
             _TABLE_CACHE[name] = dict(row)
@@ -138,6 +192,7 @@ def _get(name: str) -> DatasetInfo:
 __all__ = [
     "DATASETS",
     "KINDS",
+    "RELATION_KEYS",
     "DatasetInfo",
     "DatasetSplits",
     "DatasetUnavailable",
@@ -145,4 +200,5 @@ __all__ = [
     "dataset_options",
     "dataset_table",
     "load_dataset",
+    "relation_mix",
 ]

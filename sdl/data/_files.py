@@ -48,6 +48,17 @@ def package_dir(package: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def check_bool(name: str, value: object) -> bool:
+    """``value`` if it is a real bool; else a ValueError naming the option.
+
+    Strings such as "False" or "no" are refused rather than read as True (any non-empty string
+    is truthy); the CLI turns ``KEY=false`` into a bool before it gets here.
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
 def require_file(path: Path, what: str) -> Path:
     """``path`` if it is a file, else DatasetUnavailable naming it and what it should hold."""
     if not path.is_file():
@@ -121,17 +132,21 @@ def read_images(paths: list[Path], size: int) -> tuple[np.ndarray, np.ndarray]:
 
     Raises:
         DatasetUnavailable: an image file is missing (the message names it).
+        ValueError: a file is not a readable image (the message names it).
     """
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     if size < 1:
         raise ValueError(f"size must be positive, got {size}")
     thumbs = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
     for row, path in enumerate(paths):
         require_file(Path(path), "image file listed in the annotations")
-        with Image.open(path) as image:
-            thumbs[row] = np.asarray(
-                image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-            )
+        try:
+            with Image.open(path) as image:
+                thumbs[row] = np.asarray(
+                    image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+                )
+        except (UnidentifiedImageError, OSError, SyntaxError) as err:  # truncated/corrupt data
+            raise ValueError(f"{path}: not a readable image ({err})") from err
     inputs = thumbs.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
     return inputs, thumbs

@@ -15,8 +15,11 @@ import numpy as np
 KINDS = ("image", "tabular", "text")
 
 
-class DatasetUnavailable(RuntimeError):
-    """The files a dataset reads are not on this machine; the message says what to install or pass."""
+class DatasetUnavailable(FileNotFoundError, RuntimeError):
+    """The files a dataset reads are not on this machine; the message says what to install or pass.
+
+    A FileNotFoundError (a missing file is what it is); also a RuntimeError, as it always was.
+    """
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sdl.data._files import multi_hot, read_images, require_file, split_indices
+from sdl.data._files import check_bool, multi_hot, read_images, require_file, split_indices
 from sdl.data.base import DatasetSplits, DatasetUnavailable, MultiLabelData
 
 DESCRIPTION = "MS-COCO images (local files) -> the object categories annotated in each"
@@ -34,26 +34,55 @@ def missing(root: str | None = None, train_split: str = "train2017") -> str | No
             "(+ instances_val2017.json) and the image folders train2017/, val2017/"
         )
     path = _annotation_path(root, train_split)
-    return None if path.is_file() else f"COCO annotation file not found: {path}"
+    if path.is_file():
+        return None
+    return (
+        f"root={root!r}: COCO annotation file not found: {path}; pass root= the COCO folder "
+        f"holding annotations/instances_{train_split}.json and the image folders"
+    )
 
 
 def read_instances(path: Path) -> tuple[list[dict], dict[int, set[int]], dict[int, str]]:
-    """Images, category ids per image id, and category names by id, from an instances_*.json."""
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
+    """Images, category ids per image id, and category names by id, from an instances_*.json.
+
+    Raises:
+        ValueError: the file is not JSON, or an entry lacks a field it needs (naming the file).
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not a JSON file: {err}") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a COCO instances file: not a JSON object")
     for key in ("images", "annotations", "categories"):
         if key not in data:
             raise ValueError(f"{path} is not a COCO instances file: no {key!r} list")
-    present: dict[int, set[int]] = {image["id"]: set() for image in data["images"]}
-    for annotation in data["annotations"]:
+    images = _entries(path, data, "images", ("id", "file_name"))
+    annotations = _entries(path, data, "annotations", ("image_id", "category_id"))
+    categories = _entries(path, data, "categories", ("id", "name"))
+    present: dict[int, set[int]] = {image["id"]: set() for image in images}
+    for annotation in annotations:
         present.setdefault(annotation["image_id"], set()).add(annotation["category_id"])
-    names = {category["id"]: category["name"] for category in data["categories"]}
+    names = {category["id"]: category["name"] for category in categories}
     unlisted = sorted({c for labels in present.values() for c in labels} - set(names))
     if unlisted:
         raise ValueError(
             f"{path}: annotations use category ids {unlisted} missing from 'categories'"
         )
-    return data["images"], present, names
+    return images, present, names
+
+
+def _entries(path: Path, data: dict, key: str, fields: tuple[str, ...]) -> list[dict]:
+    """``data[key]``, checked to be a list of objects that all have ``fields``."""
+    entries = data[key]
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: {key!r} must be a list")
+    for number, entry in enumerate(entries):
+        absent = [f for f in fields if not isinstance(entry, dict) or f not in entry]
+        if absent:
+            raise ValueError(f"{path}: {key}[{number}] has no {', '.join(map(repr, absent))}")
+    return entries
 
 
 def _image_path(root: Path, split: str, file_name: str) -> Path:
@@ -87,6 +116,7 @@ def load(
     Raises:
         DatasetUnavailable: the annotation file or an image it lists is missing.
     """
+    check_bool("drop_empty", drop_empty)
     message = missing(root, train_split)
     if message:
         raise DatasetUnavailable(message)

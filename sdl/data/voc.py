@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sdl.data._files import multi_hot, read_images, require_file, split_indices
+from sdl.data._files import check_bool, multi_hot, read_images, require_file, split_indices
 from sdl.data.base import DatasetSplits, DatasetUnavailable, MultiLabelData
 
 CLASSES = [
@@ -52,13 +52,26 @@ def missing(root: str | None = None) -> str | None:
             "JPEGImages/ and optionally ImageSets/Main/{train,val}.txt"
         )
     folder = Path(root).expanduser() / "Annotations"
-    return None if folder.is_dir() else f"Pascal VOC annotation folder not found: {folder}"
+    if folder.is_dir():
+        return None
+    return (
+        f"root={root!r}: Pascal VOC annotation folder not found: {folder}; pass root= a "
+        "VOCdevkit/VOC20xx folder (with Annotations/ and JPEGImages/)"
+    )
 
 
 def read_objects(path: Path, include_difficult: bool = True) -> list[str]:
-    """The class names of the objects in one VOC annotation XML (in file order, repeats kept)."""
+    """The class names of the objects in one VOC annotation XML (in file order, repeats kept).
+
+    Raises:
+        ValueError: the file is not well-formed XML (naming it).
+    """
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as err:
+        raise ValueError(f"{path}: malformed VOC annotation XML ({err})") from err
     names = []
-    for obj in ET.parse(path).getroot().iter("object"):
+    for obj in root.iter("object"):
         name = (obj.findtext("name") or "").strip().lower()
         difficult = (obj.findtext("difficult") or "0").strip() == "1"
         if name and (include_difficult or not difficult):
@@ -94,6 +107,7 @@ def load(
         DatasetUnavailable: the annotation folder, a listed annotation or an image is missing.
         ValueError: an annotation names a class outside the 20 VOC classes.
     """
+    check_bool("include_difficult", include_difficult)
     message = missing(root)
     if message:
         raise DatasetUnavailable(message)
