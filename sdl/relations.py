@@ -333,7 +333,9 @@ def as_label_sets(labels, name: str = "labels") -> Tensor | SparseLabels:
 
 
 def _csr(indptr: Tensor, indices: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
-    with warnings.catch_warnings():  # torch calls its CSR support beta; the product used here is exact
+    with (
+        warnings.catch_warnings()
+    ):  # torch calls its CSR support beta; the product used here is exact
         warnings.simplefilter("ignore", UserWarning)
         return torch.sparse_csr_tensor(indptr, indices, values, size=shape)
 
