@@ -19,6 +19,7 @@ are computed once, not recomputed, and no activation is kept.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,6 +45,7 @@ class BlockWeights:
         normalize: n_i is ``count`` (number of positives) or ``weight`` (sum of weights).
         row_counts: optional (B,) n_i = r_i for every view of each sample (MulSupCon's label rows
             with a positive); ``normalize`` is then unused.
+        binary: the weights are only ever 0 or 1, so the number of positives is their sum.
     """
 
     batch: int
@@ -51,6 +53,7 @@ class BlockWeights:
     sample_block: Callable[[int, int], Tensor]
     normalize: str = "count"
     row_counts: Tensor | None = None
+    binary: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,12 +85,17 @@ def block_normaliser(
     if spec.row_counts is not None:
         rows = spec.row_counts[start:stop].to(sample_w.dtype)
         return rows, rows, total
-    positives = views * (sample_w > 0).sum(1).to(sample_w.dtype) - (self_w > 0).to(sample_w.dtype)
+    if spec.binary:
+        positives = total
+    else:
+        positives = views * (sample_w > 0).sum(1).to(sample_w.dtype) - (self_w > 0).to(
+            sample_w.dtype
+        )
     normaliser = positives if spec.normalize == "count" else total
     return normaliser, (positives > 0).to(sample_w.dtype), total
 
 
-def _view_weights(spec: BlockWeights, sample_w: Tensor, start: int, stop: int) -> Tensor:
+def view_weights(spec: BlockWeights, sample_w: Tensor, start: int, stop: int) -> Tensor:
     """(b V, N) weights between the block's views and every view, self pairs 0."""
     b, batch, views = stop - start, spec.batch, spec.views
     if views == 1:
@@ -97,6 +105,22 @@ def _view_weights(spec: BlockWeights, sample_w: Tensor, start: int, stop: int) -
     rows = torch.arange(b * views, device=sample_w.device)
     weights[rows, start * views + rows] = 0.0
     return weights
+
+
+def _shifted_logits(z: Tensor, inv_tau: float) -> tuple[Tensor, Tensor] | None:
+    """(anchors, samples) with an extra column, so that one matmul gives logit - 1/tau directly.
+
+    For unit rows every logit lies in [-1/tau, 1/tau], so exp(logit - 1/tau) neither overflows nor,
+    while 2/tau stays below ~80% of the dtype's exp range, underflows: then the row max (a pass
+    over the block) is not needed and the shift costs one column of the matmul instead of a pass.
+    None where tau is too small for that.
+    """
+    if 2.0 * inv_tau > 0.8 * math.log(torch.finfo(z.dtype).max):
+        return None
+    ones = torch.ones(z.shape[0], 1, dtype=z.dtype, device=z.device)
+    anchors = torch.cat([z * inv_tau, -inv_tau * ones], dim=1)  # (N, D + 1)
+    samples = torch.cat([z, ones], dim=1)  # (N, D + 1)
+    return anchors, samples
 
 
 def _run(
@@ -111,37 +135,51 @@ def _run(
     grad = torch.zeros_like(z) if want_grad else None
     numerator = torch.zeros((), dtype=dtype, device=z.device)
     inv_tau = 1.0 / temperature
+    shifted = _shifted_logits(z, inv_tau)
     for start in range(0, batch, block):
         stop = min(batch, start + block)
         lo, hi = start * views, stop * views  # the block's view rows
         sample_w = spec.sample_block(start, stop).to(dtype)  # (b, B)
         n_s, r_s, total_s = block_normaliser(spec, sample_w, start, stop)
-        weights = _view_weights(spec, sample_w, start, stop)  # (bV, N)
+        weights = view_weights(spec, sample_w, start, stop)  # (bV, N)
+        del sample_w
         anchors = z[lo:hi]  # (bV, D)
-        logits = (anchors * inv_tau) @ z.T  # (bV, N)
-        pulled = (weights * logits).sum(1)  # (bV,): sum_p w_ip logit_ip (self weight is 0)
-        rows = torch.arange(hi - lo, device=z.device)
-        logits[rows, lo + rows] = -torch.inf  # the self pair leaves the softmax
-        # The max over a != i keeps exp finite and away from underflow at small tau.
-        shift = logits.amax(1, keepdim=True)  # (bV, 1)
-        exp = logits.sub_(shift).exp_()  # (bV, N): exp(logit - shift), 0 on the self pair
-        sums = exp.sum(1)  # (bV,)
-        log_norm = shift.squeeze(1) + sums.log()  # (bV,): logsumexp over a != i
         n_v = n_s.repeat_interleave(views)
         r_v = r_s.repeat_interleave(views)
-        total_v = total_s.repeat_interleave(views)
+        total_v = total_s.repeat_interleave(views)  # W_i
+        if shifted is not None:
+            logits = shifted[0][lo:hi] @ shifted[1].T  # (bV, N): logit - 1/tau
+        else:
+            logits = (anchors * inv_tau) @ z.T  # (bV, N)
+        # sum_p w_ip (logit_ip - shift_i); the self weight is 0, so its logit does not count.
+        pulled = (weights * logits).sum(1)  # (bV,)
+        rows = torch.arange(hi - lo, device=z.device)
+        logits[rows, lo + rows] = -torch.inf  # the self pair leaves the softmax
+        if shifted is None:  # small tau: shift by the row max over a != i
+            shift = logits.amax(1, keepdim=True)  # (bV, 1)
+            logits.sub_(shift)
+            pulled -= total_v * shift.squeeze(1)
+        exp = logits.exp_()  # (bV, N): exp(logit - shift), 0 on the self pair
+        sums = exp.sum(1)  # (bV,)
         has_pos = r_v > 0
-        losses = (total_v * log_norm - pulled) / n_v.clamp_min(torch.finfo(dtype).tiny)
+        # W_i logsumexp - sum_p w_ip logit_ip, with the shift cancelling between the two terms
+        losses = (total_v * sums.log() - pulled) / n_v.clamp_min(torch.finfo(dtype).tiny)
         losses = torch.where(has_pos, losses, torch.zeros_like(losses))
         per_anchor[lo:hi], normaliser[lo:hi], reduction[lo:hi] = losses, n_v, r_v
         numerator += (r_v * losses).sum()
         if grad is not None:
-            # G = (W_i softmax - w) * r_i / n_i, built in place over exp; 1 / (tau sum r) at the end.
-            scale = torch.where(has_pos, r_v / n_v.clamp_min(1e-30), torch.zeros_like(r_v))
-            exp.mul_((scale * total_v / sums)[:, None])
-            exp.addcmul_(weights, scale[:, None], value=-1.0)  # (bV, N): G
-            grad[lo:hi].addmm_(exp, z)  # d/dz_i: G z
-            grad.addmm_(exp.T, anchors)  # d/dz_a: G^T z_block
+            # G = (W_i softmax - w) r_i / n_i = a_i (exp - (sums_i / W_i) w), a_i = r_i W_i / (n_i sums_i).
+            # One pass builds exp - (sums / W) w in place; a_i scales the (bV, D) products instead.
+            safe_total = torch.where(has_pos, total_v, torch.ones_like(total_v))
+            ratio = torch.where(has_pos, sums / safe_total, torch.zeros_like(sums))
+            row_scale = torch.where(
+                has_pos, r_v * total_v / (n_v.clamp_min(1e-30) * sums), torch.zeros_like(sums)
+            )
+            exp.addcmul_(weights, ratio[:, None], value=-1.0)  # (bV, N): G / a
+            del weights
+            grad[lo:hi].addcmul_(exp @ z, row_scale[:, None])  # d/dz_i: G z
+            grad.addmm_(exp.T, anchors * row_scale[:, None])  # d/dz_a: G^T z_block
+        del logits, exp
     total = reduction.sum()
     if bool(total > 0):
         loss = numerator / total

@@ -200,6 +200,8 @@ class WeightedSupConLoss(nn.Module):
     label_kind = "multi"
     #: smallest number of views per sample the loss can work with
     min_views = 1
+    #: the weights are only 0 or 1 (lets the core count positives by summing)
+    binary_weights = False
 
     def __init__(
         self, temperature: float = 0.07, normalize: str = "count", chunk_size: int | None = None
@@ -230,7 +232,7 @@ class WeightedSupConLoss(nn.Module):
     ) -> BlockWeights:
         """What the blockwise core needs for this batch (see :class:`sdl.blockwise.BlockWeights`)."""
         block = self.sample_block(labels, views, dtype, device)
-        return BlockWeights(batch, views, block, self.normalize)
+        return BlockWeights(batch, views, block, self.normalize, binary=self.binary_weights)
 
     # --- dense views, for small batches (the dashboard) -----------------------------------------
     def sample_weights(self, labels, dtype: torch.dtype) -> Tensor:
@@ -370,13 +372,18 @@ class SDLoss(WeightedSupConLoss):
         )
         options = (self.similarity, self.dissimilarity, self.components)
 
+        sizes_plus_one = counts.sizes[None, :] + 1.0  # (1, B): 1 + |T|
+        inverse_sizes = 1.0 / counts.sizes.clamp_min(1.0)  # (B,): 1 / |S|, 1 for empty S
+
         def block(start: int, stop: int) -> Tensor:
-            c = counts.counts(start, stop)
             if default and not self.symmetric:
-                # K^s K^d = inter / (|S| (1 + |T| - inter)), in place; 0 when inter = 0 (and |S| = 0).
-                den = (c.sample_size + 1.0) - c.inter  # (b, B): 1 + |T \ S|
-                den.mul_(c.anchor_size.clamp_min(1.0))
-                return c.inter.div_(den)
+                # K^s K^d = k / (1 + |T| - |S| k) with k = |S n T| / |S| straight from the product;
+                # two passes over the block; 0 wherever S n T is empty (empty S included).
+                k_s = counts.inter(start, stop, row_scale=inverse_sizes[start:stop])  # (b, B)
+                anchor_size = counts.sizes[start:stop, None]
+                den = torch.addcmul(sizes_plus_one, k_s, anchor_size, value=-1.0)  # 1 + |T \ S|
+                return k_s.div_(den)
+            c = counts.counts(start, stop)
             weights = relations.sd_weights_from_counts(c, *options)
             if self.symmetric:
                 # The same intersections seen from the other side: w(j, i) laid out as [i, j].
@@ -391,6 +398,7 @@ class SupConLoss(WeightedSupConLoss):
     """SupCon (Khosla et al. 2020): single-label class ids, w = [y_i = y_p]."""
 
     label_kind = "single"
+    binary_weights = True
 
     def sample_block(self, labels, views, dtype, device) -> SampleBlock:
         classes = labels.to(device)
@@ -409,7 +417,8 @@ class SimCLRLoss(WeightedSupConLoss):
 
     def block_weights(self, labels, batch, views, dtype, device) -> BlockWeights:
         # n_i = V - 1 other views of the sample, r_i = 1: what the count normaliser gives here.
-        return BlockWeights(batch, views, _same_sample_block(batch, dtype, device), "count")
+        block = _same_sample_block(batch, dtype, device)
+        return BlockWeights(batch, views, block, "count", binary=True)
 
     def sample_weights(self, labels, dtype: torch.dtype) -> Tensor:
         raise ValueError("SimCLRLoss has no labels: its weights come from views, see view_weights")
@@ -417,6 +426,8 @@ class SimCLRLoss(WeightedSupConLoss):
 
 class AllLoss(WeightedSupConLoss):
     """ALL: positives share exactly the same label set, w = [S = T] (empty sets never match)."""
+
+    binary_weights = True
 
     def sample_block(self, labels, views, dtype, device) -> SampleBlock:
         counts = relations.BlockCounts(labels, dtype, device)
@@ -432,6 +443,8 @@ class AllLoss(WeightedSupConLoss):
 
 class AnyLoss(WeightedSupConLoss):
     """ANY: positives share at least one label, w = [S n T != {}]."""
+
+    binary_weights = True
 
     def sample_block(self, labels, views, dtype, device) -> SampleBlock:
         counts = relations.BlockCounts(labels, dtype, device)

@@ -416,15 +416,26 @@ class BlockCounts:
         )
         self._classes = classes
 
-    def inter(self, start: int, stop: int) -> Tensor:
-        """(stop - start, B): |S n T| (or the summed label weights) of anchors start..stop-1."""
+    def inter(self, start: int, stop: int, row_scale: Tensor | None = None) -> Tensor:
+        """(stop - start, B): |S n T| (or the summed label weights) of anchors start..stop-1.
+
+        ``row_scale`` (stop - start,) multiplies each anchor's row, folded into the product.
+        """
         if self.mode == "dense":
-            return self._anchors[start:stop] @ self._samples_t
+            anchors = self._anchors[start:stop]
+            if row_scale is not None:
+                anchors = anchors * row_scale[:, None]
+            return anchors @ self._samples_t
         lo, hi = int(self._indptr[start]), int(self._indptr[stop])
+        values = self._values[lo:hi]
+        if row_scale is not None:
+            values = values * torch.repeat_interleave(
+                row_scale, self._indptr[start + 1 : stop + 1] - self._indptr[start:stop]
+            )
         block = _csr(
             self._indptr[start : stop + 1] - lo,
             self._indices[lo:hi],
-            self._values[lo:hi],
+            values,
             (stop - start, self._classes),
         )
         return torch.sparse.mm(block, self._samples_t).to_dense()
