@@ -100,7 +100,9 @@ def make_batch(views_total: int, views: int, classes: int, seed: int = 0):
     coo = torch.sparse_coo_tensor(
         pairs, torch.ones(3 * samples), (samples, classes), check_invariants=True
     ).coalesce()
-    ones = torch.sparse_coo_tensor(coo.indices(), torch.ones_like(coo.values()), coo.shape)
+    ones = torch.sparse_coo_tensor(
+        coo.indices(), torch.ones_like(coo.values()), coo.shape, check_invariants=True
+    )
     return features, relations.as_label_sets(ones)
 
 
@@ -192,18 +194,24 @@ def measure_times(runs: dict, repeats: int, warm: bool) -> dict[str, float | Non
     return {k: (statistics.median(samples[k]) if k in samples else None) for k in runs}
 
 
-def measure_memory(runs: dict) -> dict[str, float | None]:
+def measure_memory(runs: dict, once: bool = False) -> dict[str, float | None]:
+    """Peak MiB of one run of each (after a warm-up run unless ``once``), and its seconds."""
     mems = {}
     for name, run in runs.items():
         if run is None:
             mems[name] = None
             continue
-        run()  # so that one-off buffers (thread pools) are not counted
+        if not once:
+            run()  # so that one-off buffers (thread pools) are not counted
+        start = time.perf_counter()
         mems[name] = peak_mib(run)
+        mems[f"{name}:seconds"] = time.perf_counter() - start
     return mems
 
 
-def memory_in_child(n: int, views: int, classes: int, budget: float, only) -> dict:
+def memory_in_child(
+    n: int, views: int, classes: int, budget: float, only, once: bool = False
+) -> dict:
     """Peak MiB per run at one point, measured in a child with glibc's mmap threshold fixed."""
     if sys.platform != "linux":
         return {}
@@ -213,6 +221,8 @@ def memory_in_child(n: int, views: int, classes: int, budget: float, only) -> di
     ]  # fmt: skip
     if only:
         command += ["--only", ",".join(only)]
+    if once:
+        command += ["--once"]
     env = dict(os.environ, **{MMAP_ENV: "65536"})
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -296,13 +306,14 @@ def benchmark(sizes, views_list, classes_list, repeats, budget, only) -> list[st
 
 
 def large(sizes, classes: int) -> list[str]:
-    """sdl alone at large N (V = 2, sparse labels): time of one forward+backward and peak memory."""
+    """sdl alone at large N (V = 2, sparse labels): one forward+backward, timed and its peak memory
+    read, in a child process (no warm-up: at this size it would double the cost)."""
     lines = ["| N views | C | sdl fwd+bwd s | peak MiB |", "|---|---|---|---|"]
     for n in sizes:
-        m = memory_in_child(n, 2, classes, 0.0, ["sdl"])
-        runs = make_runs(*make_batch(n, 2, classes), 0.0, ["sdl"])
-        t = measure_times(runs, 1, warm=False)
-        lines.append(f"| {n} | {classes} | {t['sdl']:.1f} | {mib(m.get('sdl'))} |")
+        m = memory_in_child(n, 2, classes, 0.0, ["sdl"], once=True)
+        seconds = m.get("sdl:seconds")
+        shown = "failed" if seconds is None else f"{seconds:.1f}"
+        lines.append(f"| {n} | {classes} | {shown} | {mib(m.get('sdl'))} |")
         print(f"done N={n}", file=sys.stderr, flush=True)
     return lines
 
@@ -318,6 +329,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="N up to 4096, 3 repeats")
     parser.add_argument("--large", action="store_true", help="sdl at 32,768 and 65,536 views")
     parser.add_argument("--memory-json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     torch.manual_seed(0)
@@ -334,7 +346,7 @@ def main(argv: list[str] | None = None) -> None:
         runs = make_runs(
             *make_batch(sizes[0], views_list[0], classes_list[0]), args.budget_gib, only
         )
-        print(json.dumps(measure_memory(runs)))
+        print(json.dumps(measure_memory(runs, once=args.once)))
         return
     repeats = args.repeats or 3
     print("\n".join(benchmark(sizes, views_list, classes_list, repeats, args.budget_gib, only)))
