@@ -62,7 +62,7 @@ def grads_of(loss_module, x, labels, upstream):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("chunk_size", [None, 1, 5, 7])
+@pytest.mark.parametrize("chunk_size", [None, 9])  # 9 views: blocks of 9, 4, 3 samples
 @pytest.mark.parametrize("views", [1, 2, 3])
 @pytest.mark.parametrize(("name", "options"), CASES, ids=lambda x: str(x))
 def test_equals_dense_reference(tricky_labels, counting, name, options, views, chunk_size, dtype):
