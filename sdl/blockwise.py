@@ -195,9 +195,12 @@ class _BlockwiseSupCon(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z, spec, temperature, block, want_grad):
-        loss, per_anchor, normaliser, reduction, grad = _run(
-            z.detach(), spec, temperature, block, want_grad
-        )
+        # The block math runs in z's dtype (float32 or float64): an autocast region around the
+        # loss (AMP training) must not turn the logits and their exp into float16.
+        with torch.autocast(z.device.type, enabled=False):
+            loss, per_anchor, normaliser, reduction, grad = _run(
+                z.detach(), spec, temperature, block, want_grad
+            )
         ctx.save_for_backward(grad if grad is not None else torch.zeros_like(z))
         ctx.mark_non_differentiable(per_anchor, normaliser, reduction)
         return loss, per_anchor, normaliser, reduction

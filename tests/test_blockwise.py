@@ -212,3 +212,15 @@ def test_8k_views_with_10k_sparse_labels_train_one_step():
     assert torch.isfinite(loss)
     assert torch.isfinite(model.weight.grad).all()
     assert not torch.equal(model.weight, before)
+
+
+def test_autocast_around_the_loss_keeps_float32_block_math(tricky_labels):
+    # AMP training runs the loss inside autocast; the result must match the loss outside it.
+    labels = torch.as_tensor(tricky_labels(seed=3))
+    x = make_features(13, 2, seed=3, dtype=torch.float32)
+    plain, plain_grad = grads_of(build_loss("sdl", chunk_size=5), x, labels, 1.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        amp, amp_grad = grads_of(build_loss("sdl", chunk_size=5), x, labels, 1.0)
+    assert amp.loss.dtype == torch.float32
+    torch.testing.assert_close(amp.loss, plain.loss, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(amp_grad, plain_grad, rtol=1e-5, atol=1e-6)
