@@ -17,26 +17,33 @@ registry; adding a loss is one class here (or anywhere, decorated with ``@regist
 
 Features are (B, D) or (B, V, D) for V views of each sample; view k of the flattened (B*V, D)
 matrix belongs to sample k // V. Features are L2-normalised here, in float32 (float64 stays float64).
+Every loss runs through one blockwise core (:mod:`sdl.blockwise`): each class only gives the
+weights of a block of anchor samples against every sample, computed from the labels, so the
+memory is O(block x N + N x D) and never N x N. Multi-hot labels may be dense or sparse
+(:class:`sdl.relations.SparseLabels`, a torch sparse tensor).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.checkpoint import checkpoint
 
 from sdl import relations
+from sdl.blockwise import BlockWeights, block_normaliser, blockwise_supcon
 from sdl.options import Option, parse_options
 
 NORMALISERS = ("count", "weight")
-#: the bounds of the softmax temperature: 1/tau scales unit-vector logits in [-1, 1], and outside
-#: these bounds float32 logits overflow (tiny tau) or every pair looks alike (huge tau)
-TEMPERATURE_RANGE = (1e-3, 1e3)
+#: the bounds of the softmax temperature. Unit vectors give logits z_i . z_a / tau in [-1/tau, 1/tau].
+#: Below tau = 1e-4 the float32 loss, a difference of terms of size 1/tau, keeps no digit below 1e-3
+#: (and at 1e-38 the logits overflow); above tau = 1e4 all logits agree to 2e-4 and the softmax is
+#: uniform to float32 precision, so the loss no longer sees the features.
+TEMPERATURE_RANGE = (1e-4, 1e4)
 TEMPERATURE = Option(
     "temperature",
     float,
@@ -72,7 +79,8 @@ def validate_temperature(value: object) -> float:
 class LossOutput:
     """Everything a loss computed, for training (``loss``) and for looking inside (the dashboard).
 
-    N = B * V views. Pair tensors are indexed [anchor view, sample view].
+    N = B * V views. Pair tensors are indexed [anchor view, sample view]. Only ``loss`` carries a
+    gradient. ``weights`` is built on first access (an N x N matrix: for small batches only).
     """
 
     loss: Tensor  # scalar
@@ -80,12 +88,17 @@ class LossOutput:
     has_positives: Tensor  # (N,) bool
     reduction_weight: Tensor  # (N,): r_i, 0 where the anchor has no positives
     normaliser: Tensor  # (N,): n_i
-    weights: Tensor  # (N, N): w between views, diagonal 0
     log_prob: Tensor | None  # (N, N): log softmax over a != i (diagonal 0); kept on request
+    dense_weights: Callable[[], Tensor] = field(repr=False)  # builds the (N, N) weights
 
     @property
     def anchors_without_positives(self) -> int:
         return int((~self.has_positives).sum())
+
+    @cached_property
+    def weights(self) -> Tensor:
+        """(N, N): w between views, diagonal 0."""
+        return self.dense_weights()
 
     def pair_terms(self) -> Tensor:
         """(N, N): each pair's share of L_i, -w(i,p) log p(i,p) / n_i (needs keep_log_prob=True)."""
@@ -133,6 +146,31 @@ def check_features(features: Tensor) -> Tensor:
     return features
 
 
+def unit_features(features: Tensor) -> Tensor:
+    """(B, V, D) checked features -> (B*V, D) unit rows in the compute dtype, for any finite norm.
+
+    Each row is divided by its largest absolute entry before the L2 norm, so the norm lies in
+    [1, sqrt(D)]: no overflow above ~1e19 and no clamp below ~1e-12. The divisor is held constant
+    for autograd, which is exact: x / |x| does not depend on the scale of x, and its Jacobian at
+    x / m, times 1 / m, is its Jacobian at x.
+
+    Raises:
+        ValueError: for an all-zero row. A zero vector has no direction, so its loss and gradient
+            are undefined; the error names the first such row.
+    """
+    batch, views, dim = features.shape
+    x = features.reshape(batch * views, dim).to(_compute_dtype(features))
+    scale = x.detach().abs().amax(1, keepdim=True)  # (N, 1)
+    zero = (scale == 0).flatten()
+    if bool(zero.any()):
+        k = int(zero.nonzero()[0])
+        raise ValueError(
+            f"features row {k} (sample {k // views}, view {k % views}) is all zeros: "
+            "a zero vector has no direction to contrast"
+        )
+    return F.normalize(x / scale, dim=1)
+
+
 def expand_views(sample_weights: Tensor, views: int) -> Tensor:
     """(B, B) weights between samples -> (N, N) weights between views, diagonal 0, a new tensor.
 
@@ -147,80 +185,29 @@ def expand_views(sample_weights: Tensor, views: int) -> Tensor:
     return weights.fill_diagonal_(0.0)
 
 
-def _row_losses(
-    anchors: Tensor,
-    samples: Tensor,
-    rows: Tensor,
-    weights: Tensor,
-    normaliser: Tensor,
-    tau: float,
-    keep_log_prob: bool = False,
-) -> tuple[Tensor, Tensor | None]:
-    """Losses of the anchor views ``rows`` against every view; also their log-probabilities.
-
-    Uses sum_p w_ip log p_ip = sum_p w_ip logit_ip - W_i logsumexp_i, so no (n, N) log-probability
-    matrix is built (or kept for backward) unless ``keep_log_prob`` asks for it.
-    """
-    logits = (anchors / tau) @ samples.T  # (n, N): logits of these anchors against every view
-    # The self pair leaves the softmax. Its logit becomes the lowest finite number, whose exp is 0
-    # and whose product with its zero weight is 0 (-inf would give 0 * -inf = NaN). In place: the
-    # matmul's backward does not need its output.
-    self_pair = (torch.arange(len(rows), device=rows.device), rows)
-    logits[self_pair] = torch.finfo(logits.dtype).min
-    # logsumexp subtracts the row max: stable at small tau and large logits.
-    log_norm = torch.logsumexp(logits, dim=1)  # (n,)
-    pulled = (weights * logits).sum(1)  # (n,): sum_p w_ip logit_ip
-    losses = (weights.sum(1) * log_norm - pulled) / normaliser.clamp_min(1e-12)
-    log_prob = None
-    if keep_log_prob:
-        log_prob = logits - log_norm[:, None]  # (n, N)
-        log_prob[self_pair] = 0.0
-    return losses, log_prob
+def dense_log_prob(z: Tensor, temperature: float) -> Tensor:
+    """(N, N) log softmax_{a != i}(z_i . z_a / tau), diagonal 0, for unit rows z (N, D)."""
+    logits = z @ z.T / temperature  # (N, N)
+    eye = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    log_prob = torch.log_softmax(logits.masked_fill(eye, -torch.inf), dim=1)
+    return log_prob.masked_fill(eye, 0.0)
 
 
-def weighted_supcon(
-    features: Tensor,
-    weights: Tensor,
-    normaliser: Tensor,
-    temperature: float,
-    chunk_size: int | None = None,
-    keep_log_prob: bool = False,
-) -> tuple[Tensor, Tensor | None]:
-    """The shared core: per-anchor losses (N,) for normalised features (N, D) and weights (N, N).
-
-    With ``chunk_size`` the anchors are processed in blocks of rows and each block is recomputed in
-    the backward pass (activation checkpointing), so memory holds one (chunk, N) block at a time
-    instead of several (N, N) matrices.
-    """
-    n = features.shape[0]
-    all_rows = torch.arange(n, device=features.device)
-    if chunk_size is None or chunk_size >= n:
-        return _row_losses(
-            features, features, all_rows, weights, normaliser, temperature, keep_log_prob
-        )
-    parts = []
-    for start in range(0, n, chunk_size):
-        rows = all_rows[start : start + chunk_size]
-        part = checkpoint(
-            lambda a, s, r, w, m: _row_losses(a, s, r, w, m, temperature)[0],
-            features[rows],
-            features,
-            rows,
-            weights[rows],
-            normaliser[rows],
-            use_reentrant=False,
-        )
-        parts.append(part)
-    return torch.cat(parts), None
+SampleBlock = Callable[[int, int], Tensor]
 
 
 class WeightedSupConLoss(nn.Module):
-    """Base class: subclasses only say which pairs are positive and how much (``sample_weights``).
+    """Base class: subclasses only say which pairs are positive and how much (``sample_block``).
+
+    The loss runs through :func:`sdl.blockwise.blockwise_supcon`, blocks of anchors at a time, so
+    no N x N matrix is built (``forward_detailed``'s ``weights`` and ``log_prob`` excepted, which
+    are built on request).
 
     Args:
-        temperature: softmax temperature tau > 0 (default 0.07).
+        temperature: softmax temperature tau, see :func:`validate_temperature` (default 0.07).
         normalize: n_i is ``count`` (number of positives, default) or ``weight`` (sum of weights).
-        chunk_size: process anchors in blocks of this many rows to bound memory (None: all at once).
+        chunk_size: anchor views per block (rounded down to whole samples; None: blocks of about
+            ``sdl.blockwise.BLOCK_ELEMENTS`` logits).
     """
 
     #: the registry name (``build_loss(name)``); set by every registered subclass
@@ -237,59 +224,74 @@ class WeightedSupConLoss(nn.Module):
     color: ClassVar[str] = "#7f7f7f"
     #: one line: which pairs pull, and how hard
     summary: ClassVar[str] = ""
+    #: the weights are only 0 or 1 (lets the core count positives by summing)
+    binary_weights: ClassVar[bool] = False
 
     def __init__(
         self, temperature: float = 0.07, normalize: str = "count", chunk_size: int | None = None
     ):
         super().__init__()
-        temperature = validate_temperature(temperature)
-        if normalize not in NORMALISERS:
-            raise ValueError(f"normalize must be one of {NORMALISERS}, got {normalize!r}")
-        if chunk_size is not None and int(chunk_size) < 1:
-            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size}")
-        self.temperature = temperature
-        self.normalize = normalize
-        self.chunk_size = None if chunk_size is None else int(chunk_size)
+        self.temperature = validate_temperature(temperature)
+        self.normalize = str(NORMALIZE.parse(normalize))
+        self.chunk_size = CHUNK_SIZE.parse(chunk_size)
 
     # --- what a subclass provides -------------------------------------------------------------
-    def sample_weights(self, labels: Tensor, dtype: torch.dtype) -> Tensor:
-        """(B, B) weights between samples; the view-level matrix repeats them for every view pair."""
+    def sample_block(
+        self, labels, views: int, dtype: torch.dtype, device: torch.device
+    ) -> SampleBlock:
+        """For one batch: ``(start, stop) -> (stop - start, B)`` weights between samples.
+
+        Row s holds anchor sample start + s against every sample; the diagonal entry is the
+        weight between two views of one sample. Each call returns a new tensor.
+        """
         raise NotImplementedError
+
+    def block_weights(
+        self, labels, batch: int, views: int, dtype: torch.dtype, device: torch.device
+    ) -> BlockWeights:
+        """What the blockwise core needs for this batch (see :class:`sdl.blockwise.BlockWeights`)."""
+        block = self.sample_block(labels, views, dtype, device)
+        return BlockWeights(batch, views, block, self.normalize, binary=self.binary_weights)
+
+    # --- dense views, for small batches (the dashboard) -----------------------------------------
+    def sample_weights(self, labels, dtype: torch.dtype) -> Tensor:
+        """(B, B) weights between samples; the view-level matrix repeats them for every view pair."""
+        labels = self._check_labels(labels, _label_rows(labels))
+        device = labels.device if isinstance(labels, Tensor) else torch.device("cpu")
+        return self.sample_block(labels, 1, dtype, device)(0, _label_rows(labels))
 
     def view_weights(
         self,
-        labels: Tensor | None,
+        labels,
         batch: int,
         views: int,
         dtype: torch.dtype,
         device: torch.device,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """(N, N) pair weights, (N,) normaliser n_i and (N,) reduction weight r_i."""
-        weights = self.sample_weights(labels, dtype).to(device=device, dtype=dtype)
-        weights = expand_views(weights, views)  # (N, N)
-        positive = weights > 0
-        if self.normalize == "count":
-            normaliser = positive.sum(1).to(dtype)
-        else:
-            normaliser = weights.sum(1)
-        return weights, normaliser, positive.any(1).to(dtype)
+        labels = self._check_labels(labels, batch)
+        spec = self.block_weights(labels, batch, views, dtype, device)
+        sample_w = spec.sample_block(0, batch).to(device=device, dtype=dtype)  # (B, B)
+        normaliser, reduction, _ = block_normaliser(spec, sample_w, 0, batch)
+        weights = expand_views(sample_w, views)  # (N, N)
+        return weights, normaliser.repeat_interleave(views), reduction.repeat_interleave(views)
 
     # --- shared ---------------------------------------------------------------------------------
-    def _check_labels(self, labels: Tensor | None, batch: int) -> Tensor | None:
+    def _check_labels(self, labels, batch: int):
         if self.label_kind == "none":
             return None
         if labels is None:
             raise ValueError(f"{type(self).__name__} needs labels")
-        if not isinstance(labels, Tensor):
-            labels = torch.as_tensor(labels)
         if self.label_kind == "single":
+            if not isinstance(labels, Tensor):
+                labels = torch.as_tensor(labels)
             if labels.ndim != 1 or labels.is_floating_point() or labels.dtype == torch.bool:
                 raise ValueError(
                     "labels must be a (B,) tensor of integer class ids, "
                     f"got shape {tuple(labels.shape)} dtype {labels.dtype}"
                 )
         else:
-            labels = relations.check_labels(labels)
+            labels = relations.as_label_sets(labels)
         if labels.shape[0] != batch:
             raise ValueError(
                 f"labels has {labels.shape[0]} rows but features has batch size {batch}"
@@ -297,34 +299,46 @@ class WeightedSupConLoss(nn.Module):
         return labels
 
     def forward_detailed(
-        self, features: Tensor, labels: Tensor | None = None, keep_log_prob: bool = False
+        self, features: Tensor, labels=None, keep_log_prob: bool = False
     ) -> LossOutput:
-        """The loss and what it is made of. See :class:`LossOutput`."""
+        """The loss and what it is made of. See :class:`LossOutput`.
+
+        Args:
+            features: (B, D) or (B, V, D); no row may be all zeros.
+            labels: (B, C) multi-hot (dense, torch sparse or :class:`sdl.relations.SparseLabels`),
+                (B,) class ids for ``supcon``, None for ``simclr``.
+            keep_log_prob: also build the dense (N, N) log-probabilities (small batches).
+
+        Raises:
+            ValueError: for bad features or labels.
+        """
         features = check_features(features)
-        batch, views, dim = features.shape
+        batch, views, _ = features.shape
         if views < self.min_views:
             raise ValueError(
                 f"{type(self).__name__} needs at least {self.min_views} views per sample, "
                 f"got features of shape {tuple(features.shape)}"
             )
         labels = self._check_labels(labels, batch)
-        dtype = _compute_dtype(features)
-        z = F.normalize(features.reshape(batch * views, dim).to(dtype), dim=1)  # (N, D)
-        weights, normaliser, reduction = self.view_weights(labels, batch, views, dtype, z.device)
-        per_anchor, log_prob = weighted_supcon(
-            z, weights, normaliser, self.temperature, self.chunk_size, keep_log_prob
-        )
-        has_pos = reduction > 0
-        per_anchor = torch.where(has_pos, per_anchor, torch.zeros_like(per_anchor))
-        total = reduction.sum()
-        if bool(total > 0):
-            loss = (per_anchor * reduction).sum() / total
-        else:
-            # No anchor has a positive: a zero that stays on the graph, so backward still works.
-            loss = z.sum() * 0.0
-        return LossOutput(loss, per_anchor, has_pos, reduction, normaliser, weights, log_prob)
+        z = unit_features(features)  # (N, D)
+        spec = self.block_weights(labels, batch, views, z.dtype, z.device)
+        result = blockwise_supcon(z, spec, self.temperature, self.chunk_size)
+        log_prob = dense_log_prob(z, self.temperature) if keep_log_prob else None
 
-    def forward(self, features: Tensor, labels: Tensor | None = None) -> Tensor:
+        def dense_weights() -> Tensor:
+            return expand_views(spec.sample_block(0, batch).to(z.dtype), views)
+
+        return LossOutput(
+            loss=result.loss,
+            per_anchor=result.per_anchor,
+            has_positives=result.reduction > 0,
+            reduction_weight=result.reduction,
+            normaliser=result.normaliser,
+            log_prob=log_prob,
+            dense_weights=dense_weights,
+        )
+
+    def forward(self, features: Tensor, labels=None) -> Tensor:
         return self.forward_detailed(features, labels).loss
 
     def extra_repr(self) -> str:
@@ -341,6 +355,20 @@ class WeightedSupConLoss(nn.Module):
             labels, len(labels), 1, torch.float32, torch.device("cpu")
         )
         return weights.fill_diagonal_(0.0)
+
+
+def _label_rows(labels) -> int:
+    return int(labels.shape[0]) if labels is not None else 0
+
+
+def _same_sample_block(batch: int, dtype: torch.dtype, device: torch.device) -> SampleBlock:
+    def block(start: int, stop: int) -> Tensor:
+        weights = torch.zeros(stop - start, batch, dtype=dtype, device=device)
+        rows = torch.arange(stop - start, device=device)
+        weights[rows, start + rows] = 1.0
+        return weights
+
+    return block
 
 
 class SDLoss(WeightedSupConLoss):
@@ -395,11 +423,35 @@ class SDLoss(WeightedSupConLoss):
         self.components = components
         self.symmetric = bool(symmetric)
 
-    def sample_weights(self, labels: Tensor, dtype: torch.dtype) -> Tensor:
-        counts = relations.counts_of_checked(labels.to(dtype))
-        return relations.sd_weights_from_counts(
-            counts, self.similarity, self.dissimilarity, self.components, self.symmetric
+    def sample_block(self, labels, views, dtype, device) -> SampleBlock:
+        counts = relations.BlockCounts(labels, dtype, device)
+        default = (self.similarity, self.dissimilarity, self.components) == (
+            "anchor",
+            "count",
+            "both",
         )
+        options = (self.similarity, self.dissimilarity, self.components)
+
+        sizes_plus_one = counts.sizes[None, :] + 1.0  # (1, B): 1 + |T|
+        inverse_sizes = 1.0 / counts.sizes.clamp_min(1.0)  # (B,): 1 / |S|, 1 for empty S
+
+        def block(start: int, stop: int) -> Tensor:
+            if default and not self.symmetric:
+                # K^s K^d = k / (1 + |T| - |S| k) with k = |S n T| / |S| straight from the product;
+                # two passes over the block; 0 wherever S n T is empty (empty S included).
+                k_s = counts.inter(start, stop, row_scale=inverse_sizes[start:stop])  # (b, B)
+                anchor_size = counts.sizes[start:stop, None]
+                den = torch.addcmul(sizes_plus_one, k_s, anchor_size, value=-1.0)  # 1 + |T \ S|
+                return k_s.div_(den)
+            c = counts.counts(start, stop)
+            weights = relations.sd_weights_from_counts(c, *options)
+            if self.symmetric:
+                # The same intersections seen from the other side: w(j, i) laid out as [i, j].
+                other = relations.PairCounts(c.inter, c.sample_size, c.anchor_size)
+                weights = torch.sqrt(weights * relations.sd_weights_from_counts(other, *options))
+            return weights
+
+        return block
 
 
 class SupConLoss(WeightedSupConLoss):
@@ -410,9 +462,15 @@ class SupConLoss(WeightedSupConLoss):
     summary = "one class per item: w = [y_i = y_p]"
 
     label_kind = "single"
+    binary_weights = True
 
-    def sample_weights(self, labels: Tensor, dtype: torch.dtype) -> Tensor:
-        return (labels[:, None] == labels[None, :]).to(dtype)
+    def sample_block(self, labels, views, dtype, device) -> SampleBlock:
+        classes = labels.to(device)
+
+        def block(start: int, stop: int) -> Tensor:
+            return (classes[start:stop, None] == classes[None, :]).to(dtype)
+
+        return block
 
 
 class SimCLRLoss(WeightedSupConLoss):
@@ -425,14 +483,13 @@ class SimCLRLoss(WeightedSupConLoss):
     label_kind = "none"
     min_views = 2
 
-    def sample_weights(self, labels: Tensor | None, dtype: torch.dtype) -> Tensor:
-        raise AssertionError("unused: view_weights is overridden")
+    def block_weights(self, labels, batch, views, dtype, device) -> BlockWeights:
+        # n_i = V - 1 other views of the sample, r_i = 1: what the count normaliser gives here.
+        block = _same_sample_block(batch, dtype, device)
+        return BlockWeights(batch, views, block, "count", binary=True)
 
-    def view_weights(self, labels, batch, views, dtype, device):
-        same_sample = torch.eye(batch, dtype=dtype, device=device)
-        weights = expand_views(same_sample, views)  # (N, N)
-        normaliser = torch.full((batch * views,), float(views - 1), dtype=dtype, device=device)
-        return weights, normaliser, torch.ones(batch * views, dtype=dtype, device=device)
+    def sample_weights(self, labels, dtype: torch.dtype) -> Tensor:
+        raise ValueError("SimCLRLoss has no labels: its weights come from views, see view_weights")
 
 
 class AllLoss(WeightedSupConLoss):
@@ -441,11 +498,18 @@ class AllLoss(WeightedSupConLoss):
     name = "all"
     color = "#4c78a8"
     summary = "w = [S = T]: only identical label sets pull"
+    binary_weights = True
 
-    def sample_weights(self, labels: Tensor, dtype: torch.dtype) -> Tensor:
-        counts = relations.counts_of_checked(labels.to(dtype))
-        same = (counts.extra == 0) & (counts.missing == 0) & (counts.inter > 0)
-        return same.to(dtype)
+    def sample_block(self, labels, views, dtype, device) -> SampleBlock:
+        counts = relations.BlockCounts(labels, dtype, device)
+
+        def block(start: int, stop: int) -> Tensor:
+            c = counts.counts(start, stop)
+            # S = T iff T is inside S and both have the same size; an empty S matches nothing.
+            same_size = (c.anchor_size == c.sample_size) & (c.anchor_size > 0)  # (b, B)
+            return ((c.inter == c.sample_size) & same_size).to(dtype)
+
+        return block
 
 
 class AnyLoss(WeightedSupConLoss):
@@ -454,9 +518,11 @@ class AnyLoss(WeightedSupConLoss):
     name = "any"
     color = "#72b7b2"
     summary = "w = [S∩T ≠ ∅]: every overlap pulls fully"
+    binary_weights = True
 
-    def sample_weights(self, labels: Tensor, dtype: torch.dtype) -> Tensor:
-        return (relations.counts_of_checked(labels.to(dtype)).inter > 0).to(dtype)
+    def sample_block(self, labels, views, dtype, device) -> SampleBlock:
+        counts = relations.BlockCounts(labels, dtype, device)
+        return lambda start, stop: (counts.inter(start, stop) > 0).to(dtype)
 
 
 class JaccardLoss(WeightedSupConLoss):
@@ -484,11 +550,14 @@ class JaccardLoss(WeightedSupConLoss):
             raise ValueError(f"threshold must be in [0, 1), got {threshold}")
         self.threshold = float(threshold)
 
-    def sample_weights(self, labels: Tensor, dtype: torch.dtype) -> Tensor:
-        jaccard = relations.similarity_factor_from_counts(
-            relations.counts_of_checked(labels.to(dtype)), "jaccard"
-        )
-        return torch.where(jaccard > self.threshold, jaccard, torch.zeros_like(jaccard))
+    def sample_block(self, labels, views, dtype, device) -> SampleBlock:
+        counts = relations.BlockCounts(labels, dtype, device)
+
+        def block(start: int, stop: int) -> Tensor:
+            jaccard = relations.similarity_factor_from_counts(counts.counts(start, stop), "jaccard")
+            return torch.where(jaccard > self.threshold, jaccard, torch.zeros_like(jaccard))
+
+        return block
 
 
 class MulSupConLoss(WeightedSupConLoss):
@@ -523,11 +592,32 @@ class MulSupConLoss(WeightedSupConLoss):
         weights = (y * inverse) @ y.T  # (B, B): sum over shared labels c of 1/|P_c|
         return weights, (y * has_rows).sum(1)
 
-    def view_weights(self, labels, batch, views, dtype, device):
-        y = labels.to(device=device, dtype=dtype)  # (B, C)
-        weights, rows = self.label_weights(y, views)
-        rows = rows.repeat_interleave(views)  # (N,): rows with a positive
-        return expand_views(weights, views), rows, rows
+    @staticmethod
+    def _label_rows(labels, views: int, dtype, device) -> tuple[Tensor, Tensor]:
+        """(C,) 1/|P_c| (0 where a label has no positive) and (B,) rows with a positive, per sample."""
+        if isinstance(labels, relations.SparseLabels):
+            labels = labels.to(device)
+            per_label = labels.label_counts().to(dtype)
+            rows_of = torch.repeat_interleave(
+                torch.arange(labels.batch, device=device), labels.sizes()
+            )
+        else:
+            labels = labels.to(device=device, dtype=dtype)
+            per_label = labels.sum(0)
+        positives_per_label = views * per_label - 1  # (C,): |P_c(i)| for any view i carrying c
+        has_rows = (positives_per_label > 0).to(dtype)
+        inverse = has_rows / positives_per_label.clamp_min(1)
+        if isinstance(labels, relations.SparseLabels):
+            rows = torch.zeros(labels.batch, dtype=dtype, device=device)
+            rows.index_add_(0, rows_of, has_rows[labels.indices])
+        else:
+            rows = labels @ has_rows
+        return inverse, rows
+
+    def block_weights(self, labels, batch, views, dtype, device) -> BlockWeights:
+        inverse, rows = self._label_rows(labels, views, dtype, device)
+        counts = relations.BlockCounts(labels, dtype, device, label_weights=inverse)
+        return BlockWeights(batch, views, counts.inter, "count", row_counts=rows)
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}"

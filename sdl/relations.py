@@ -10,6 +10,7 @@ Conventions (see the README's "Method" section):
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -224,3 +225,225 @@ def relation_counts(relations: Tensor, include_diagonal: bool = False) -> dict[R
         off = ~torch.eye(rel.shape[0], dtype=torch.bool, device=rel.device)
         rel = rel[off]
     return {r: int((rel == int(r)).sum()) for r in Relation}
+
+
+# --- sparse label sets and blocks of pair counts ------------------------------------------------
+@dataclass(frozen=True)
+class SparseLabels:
+    """B label sets in compressed-row form, for many labels (C in the thousands) and few per sample.
+
+    Sample b carries the labels ``indices[indptr[b]:indptr[b + 1]]`` (sorted, without repeats).
+    Build one with :meth:`from_lists`, :meth:`from_dense` or :func:`as_label_sets` (torch sparse).
+    """
+
+    indptr: Tensor  # (B + 1,) int64, indptr[0] = 0, non-decreasing
+    indices: Tensor  # (nnz,) int64 label ids in [0, num_labels)
+    num_labels: int
+
+    @property
+    def batch(self) -> int:
+        return self.indptr.shape[0] - 1
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.batch, self.num_labels)
+
+    def sizes(self) -> Tensor:
+        """(B,) int64: |S| of every sample."""
+        return self.indptr[1:] - self.indptr[:-1]
+
+    def label_counts(self) -> Tensor:
+        """(C,) int64: how many samples carry each label."""
+        return torch.bincount(self.indices, minlength=self.num_labels)
+
+    def to_dense(self, dtype: torch.dtype = torch.float32) -> Tensor:
+        """(B, C) multi-hot matrix."""
+        dense = torch.zeros(self.shape, dtype=dtype, device=self.indices.device)
+        rows = torch.repeat_interleave(torch.arange(self.batch, device=dense.device), self.sizes())
+        dense[rows, self.indices] = 1
+        return dense
+
+    def to(self, device: torch.device | str) -> SparseLabels:
+        return SparseLabels(self.indptr.to(device), self.indices.to(device), self.num_labels)
+
+    @classmethod
+    def from_lists(cls, label_lists, num_labels: int) -> SparseLabels:
+        """From one sequence of label ids per sample; repeats within a sample count once.
+
+        Raises:
+            ValueError: if ``num_labels`` < 1 or an id is not an integer in [0, num_labels).
+        """
+        if int(num_labels) < 1:
+            raise ValueError(f"num_labels must be a positive integer, got {num_labels}")
+        rows = []
+        for b, ids in enumerate(label_lists):
+            ids = torch.as_tensor(list(ids), dtype=torch.float64).flatten()
+            bad = (ids != ids.round()) | (ids < 0) | (ids >= num_labels)
+            if bool(bad.any()):
+                raise ValueError(
+                    f"labels of sample {b} must be integer ids in [0, {num_labels}), "
+                    f"found {ids[bad][0].item()!r}"
+                )
+            rows.append(torch.unique(ids.to(torch.int64)))  # sorted, repeats dropped
+        sizes = torch.tensor([len(r) for r in rows], dtype=torch.int64)
+        indptr = torch.cat([torch.zeros(1, dtype=torch.int64), sizes.cumsum(0)])
+        indices = torch.cat(rows) if rows else torch.zeros(0, dtype=torch.int64)
+        return cls(indptr, indices, int(num_labels))
+
+    @classmethod
+    def from_dense(cls, labels: Tensor) -> SparseLabels:
+        """From a (B, C) multi-hot matrix (checked with :func:`check_labels`)."""
+        dense = check_labels(labels)
+        rows, cols = dense.nonzero(as_tuple=True)  # row-major: sorted by row, then label
+        sizes = torch.bincount(rows, minlength=dense.shape[0])
+        indptr = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
+        return cls(indptr, cols, dense.shape[1])
+
+
+def as_label_sets(labels, name: str = "labels") -> Tensor | SparseLabels:
+    """Dense labels as :func:`check_labels` gives them; sparse ones (torch sparse COO/CSR or
+    :class:`SparseLabels`) as a checked :class:`SparseLabels`, never densified.
+
+    Raises:
+        ValueError: if the labels are not (B, C), have no columns, or hold a value other than 0 and 1.
+    """
+    if isinstance(labels, SparseLabels):
+        return labels
+    if not (isinstance(labels, Tensor) and labels.layout in (torch.sparse_coo, torch.sparse_csr)):
+        return check_labels(labels, name)
+    if labels.ndim != 2:
+        raise ValueError(
+            f"{name} must be a (B, C) multi-hot matrix, got shape {tuple(labels.shape)}"
+        )
+    if labels.shape[1] == 0:
+        raise ValueError(f"{name} has no label columns (shape {tuple(labels.shape)})")
+    coo = labels.to_sparse_coo().coalesce()  # repeated entries are summed, so 2 is caught below
+    rows, cols = coo.indices()
+    values = coo.values()
+    keep = values != 0  # stored zeros are no labels
+    if bool((values[keep] != 1).any()):
+        bad = values[keep][values[keep] != 1]
+        raise ValueError(
+            f"{name} must hold only 0 and 1 (multi-hot), found e.g. {bad.flatten()[0].item()!r}"
+        )
+    rows, cols = rows[keep], cols[keep]  # coalesced: sorted by row, then label
+    sizes = torch.bincount(rows, minlength=labels.shape[0])
+    indptr = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
+    return SparseLabels(indptr, cols, labels.shape[1])
+
+
+def _csr(indptr: Tensor, indices: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
+    with (
+        warnings.catch_warnings()
+    ):  # torch calls its CSR support beta; the product used here is exact
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(indptr, indices, values, size=shape)
+
+
+# Dense counting costs one multiply-add per (anchor, sample, label); sparse counting one step per
+# (anchor, sample, shared label) pair, but each step costs about this many multiply-adds (measured
+# on CPU with torch.sparse.mm of two CSR matrices against a float matmul).
+_SPARSE_STEP_COST = 1000
+
+
+class BlockCounts:
+    """|S n T| for blocks of anchor rows against every sample, without the (B, B) product.
+
+    Dense labels with few columns count with a (b, C) @ (C, B) matmul; many sparse labels with a
+    CSR (b, C) @ CSR (C, B) product, so no dense (B, C) float matrix is built. The choice is made
+    once from the label statistics (see ``_SPARSE_STEP_COST``).
+
+    Args:
+        labels: (B, C) multi-hot matrix or :class:`SparseLabels`, as :func:`as_label_sets` returns.
+        dtype: float dtype of the counts.
+        device: where the counts are computed.
+        label_weights: optional (C,) weight of each label: ``inter`` then sums the weights of the
+            shared labels instead of counting them (MulSupCon's 1 / |P_c|).
+        mode: ``auto`` (default), or force ``dense`` or ``sparse`` counting.
+
+    Raises:
+        ValueError: for an unknown ``mode``.
+    """
+
+    def __init__(
+        self,
+        labels: Tensor | SparseLabels,
+        dtype: torch.dtype,
+        device: torch.device | str,
+        label_weights: Tensor | None = None,
+        mode: str = "auto",
+    ):
+        _check_choice(mode, ("auto", "dense", "sparse"), "mode")
+        self.dtype = dtype
+        sparse = labels if isinstance(labels, SparseLabels) else None
+        if sparse is not None:
+            sparse = sparse.to(device)
+            per_label = sparse.label_counts().to(torch.float64)
+            self.batch, classes = sparse.shape
+            self.sizes = sparse.sizes().to(dtype)
+        else:
+            labels = labels.to(device=device, dtype=dtype)
+            per_label = labels.sum(0).to(torch.float64)
+            self.batch, classes = labels.shape
+            self.sizes = labels.sum(1)
+        # Shared-label pairs over the whole batch, sum_c count_c^2, against B * B * C multiply-adds.
+        use_sparse = float((per_label**2).sum()) * _SPARSE_STEP_COST < self.batch**2 * classes
+        use_sparse = {"auto": use_sparse, "dense": False, "sparse": True}[mode]
+        weights = None if label_weights is None else label_weights.to(device=device, dtype=dtype)
+        self.mode = "sparse" if use_sparse else "dense"
+        if not use_sparse:
+            dense = sparse.to_dense(dtype) if sparse is not None else labels
+            self._samples_t = dense.T  # (C, B)
+            self._anchors = dense if weights is None else dense * weights  # (B, C)
+            return
+        if sparse is None:
+            sparse = SparseLabels.from_dense(labels)
+        self._indptr, self._indices = sparse.indptr, sparse.indices
+        self._values = (
+            torch.ones(len(sparse.indices), dtype=dtype, device=device)
+            if weights is None
+            else weights[sparse.indices]
+        )
+        # The samples side as CSR of Y^T (C, B): for each label, the samples that carry it.
+        rows = torch.repeat_interleave(torch.arange(self.batch, device=device), sparse.sizes())
+        order = torch.argsort(sparse.indices, stable=True)
+        label_ptr = torch.cat([per_label.new_zeros(1), per_label.cumsum(0)]).to(torch.int64)
+        self._samples_t = _csr(
+            label_ptr.to(device),
+            rows[order],
+            torch.ones(len(order), dtype=dtype, device=device),
+            (classes, self.batch),
+        )
+        self._classes = classes
+
+    def inter(self, start: int, stop: int, row_scale: Tensor | None = None) -> Tensor:
+        """(stop - start, B): |S n T| (or the summed label weights) of anchors start..stop-1.
+
+        ``row_scale`` (stop - start,) multiplies each anchor's row, folded into the product.
+        """
+        if self.mode == "dense":
+            anchors = self._anchors[start:stop]
+            if row_scale is not None:
+                anchors = anchors * row_scale[:, None]
+            return anchors @ self._samples_t
+        lo, hi = int(self._indptr[start]), int(self._indptr[stop])
+        values = self._values[lo:hi]
+        if row_scale is not None:
+            values = values * torch.repeat_interleave(
+                row_scale, self._indptr[start + 1 : stop + 1] - self._indptr[start:stop]
+            )
+        block = _csr(
+            self._indptr[start : stop + 1] - lo,
+            self._indices[lo:hi],
+            values,
+            (stop - start, self._classes),
+        )
+        return torch.sparse.mm(block, self._samples_t).to_dense()
+
+    def counts(self, start: int, stop: int) -> PairCounts:
+        """:class:`PairCounts` of anchors start..stop-1 against every sample, (b, B) by broadcasting."""
+        return PairCounts(
+            inter=self.inter(start, stop),
+            anchor_size=self.sizes[start:stop, None],
+            sample_size=self.sizes[None, :],
+        )

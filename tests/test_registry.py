@@ -37,9 +37,9 @@ class ToyLoss(WeightedSupConLoss):
         super().__init__(temperature)
         self.shared = shared
 
-    def sample_weights(self, labels, dtype):
-        counts = relations.counts_of_checked(labels.to(dtype))
-        return (counts.inter >= self.shared).to(dtype)
+    def sample_block(self, labels, views, dtype, device):
+        counts = relations.BlockCounts(labels, dtype, device)
+        return lambda start, stop: (counts.inter(start, stop) >= self.shared).to(dtype)
 
 
 @pytest.fixture

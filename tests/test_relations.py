@@ -309,3 +309,41 @@ def test_other_must_have_same_columns():
 def test_unknown_weight_option(option, value):
     with pytest.raises(ValueError, match=option):
         relations.sd_weights(torch.ones(2, 2), **{option: value})
+
+
+# --- sparse label sets and block counts ----------------------------------------------------------
+@pytest.mark.parametrize("mode", ["dense", "sparse", "auto"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_block_counts_match_set_intersections(tricky_labels, mode, weighted):
+    labels = tricky_labels(seed=5, extra_rows=8, classes=7)
+    sets = as_sets(labels)
+    label_weights = torch.arange(1, 8, dtype=torch.float64) / 8 if weighted else None
+    for form in (torch.as_tensor(labels), relations.SparseLabels.from_dense(labels)):
+        counts = relations.BlockCounts(form, torch.float64, "cpu", label_weights, mode=mode)
+        for start, stop in [(0, 5), (5, 17), (16, 17)]:
+            block = counts.counts(start, stop)
+            for i in range(start, stop):
+                for j in range(len(sets)):
+                    shared = sets[i] & sets[j]
+                    expected = (
+                        sum(float(label_weights[c]) for c in shared) if weighted else len(shared)
+                    )
+                    assert block.inter[i - start, j].item() == pytest.approx(expected, abs=1e-12)
+                    if not weighted:  # the sizes count labels, unweighted
+                        assert block.extra[i - start, j].item() == len(sets[j] - sets[i])
+
+
+def test_sparse_labels_round_trip_and_sizes(tricky_labels):
+    labels = tricky_labels(seed=1)
+    sparse = relations.SparseLabels.from_lists([sorted(s) + sorted(s) for s in as_sets(labels)], 6)
+    assert torch.equal(sparse.to_dense(torch.int64), torch.as_tensor(labels))  # repeats count once
+    assert sparse.sizes().tolist() == [len(s) for s in as_sets(labels)]
+    assert sparse.label_counts().tolist() == labels.sum(0).tolist()
+    from_torch = relations.as_label_sets(torch.as_tensor(labels).to_sparse_csr())
+    assert torch.equal(from_torch.indices, sparse.indices)
+    assert torch.equal(from_torch.indptr, sparse.indptr)
+
+
+def test_block_counts_unknown_mode():
+    with pytest.raises(ValueError, match="mode must be one of"):
+        relations.BlockCounts(torch.ones(2, 2), torch.float32, "cpu", mode="fast")
