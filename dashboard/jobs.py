@@ -264,8 +264,9 @@ def view(runs_root: Path, name: str) -> JobView:
         job.error = job.error or "the run failed without a message; see its log"
     elif alive:
         job.state = "running" if status else "starting"
-    elif state == "running" and _own_process(out_dir) is None and alive is None:
-        # No process that can be checked (a run started elsewhere): the status' own verdict.
+    elif state == "running" and _own_process(out_dir) is None:
+        # Not a process this server started nor a confirmed trainer (a run in a notebook, say):
+        # the status' own verdict, which never takes a live unrelated pid for the trainer.
         job.state, why = live_state(out_dir, status)
         job.error = why
     elif alive is False or meta or state == "running":

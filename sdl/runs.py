@@ -202,15 +202,26 @@ def live_state(run_dir: str | os.PathLike, status: dict) -> tuple[str, str | Non
     """The state a reader should show for a status, and why it differs from the file's.
 
     A "running" status whose trainer is gone (killed, crashed, the machine rebooted) is
-    :data:`STOPPED`: its pid is dead or is not this run's trainer, or, where the process cannot
-    be checked (no pid, another host, no /proc), nothing was written for :data:`STALE_SECONDS`.
+    :data:`STOPPED`: its process is dead, or is not the one that wrote the status (another start
+    time; without a recorded start time, not a ``python -m sdl train`` of this folder), or, where
+    the process cannot be checked (no pid, another host, no /proc), nothing was written for
+    :data:`STALE_SECONDS`. (Cancelling asks more: :func:`is_trainer` with the command line.)
     """
     state = str(status.get("state", "unknown"))
     if state != "running":
         return state, None
-    pid = status.get("pid")
+    pid, start = status.get("pid"), status.get("pid_start")
     same_host = status.get("host") in (None, socket.gethostname())
-    verdict = is_trainer(pid, run_dir, status.get("pid_start")) if pid and same_host else None
+    verdict: bool | None = None
+    if pid is not None and same_host:
+        if _is_int(start) and Path("/proc/self/stat").exists():
+            # The process that wrote this status (a trainer in a notebook runs in any program).
+            fields = _proc_stat(pid) if _is_int(pid) and pid > 0 else None
+            verdict = (
+                fields is not None and fields[0] not in ("Z", "X") and (process_start(pid) == start)
+            )
+        else:
+            verdict = is_trainer(pid, run_dir)
     if verdict is False:
         return STOPPED, f"its training process ({pid}) is gone; resume it with --resume"
     if verdict is None:
