@@ -129,8 +129,10 @@ def default_keys(
 
 # --- showing runs -----------------------------------------------------------------------------------
 
-# Markdown's special characters, and ':' (Streamlit's :icon: and :color[...] codes), '$' (LaTeX).
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>:$&\"'=^])")
+# Markdown's inline markup, and ':' (Streamlit's :icon: and :color[...] codes), '$' (LaTeX).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#<>:$|~])")
+# What starts a block only at the beginning of a line: a list item or a quote.
+_BLOCK_START = re.compile(r"^(\d+(?=[.)])|[-+>=])")
 
 
 def md_text(value: object) -> str:
@@ -140,7 +142,12 @@ def md_text(value: object) -> str:
     show as those characters, never as formatting, a link or HTML.
     """
     text = " ".join(str(value).split())  # one line: a newline would start a new block
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    match = _BLOCK_START.match(text)
+    if match:
+        end = match.end()
+        text = text[:end] + "\\" + text[end:] if match.group(1)[0].isdigit() else "\\" + text
+    return text
 
 
 def run_title(ref: RunRef, run: Run) -> str:

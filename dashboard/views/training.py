@@ -230,6 +230,8 @@ def job_card(root: Path, job: jobs.JobView) -> None:
             st.info("Cancelled by you.")
         elif job.state == "done":
             st.progress(1.0, text=f"{job.epoch} of {job.epochs} epochs")
+        elif job.error:  # a run whose files cannot say its state (a corrupt status.json)
+            ui.run_error(f"{job.name}: {job.error}")
         fig = loss_curve(job.path, str(request.get("loss", "")))
         if fig is not None:
             st.plotly_chart(fig, key=f"curve_{job.name}")
