@@ -362,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run_command(args)
     except (ValueError, OSError, runs.RunError) as exc:  # OSError: a full disk, a bad path
-        parser.error(_one_line(exc))  # prints "python -m sdl: error: ..." and exits with 2
+        parser.exit(2, f"{parser.prog}: error: {_one_line(exc)}\n")  # SystemExit(2)
     except Stopped as exc:
         print(f"{parser.prog}: {exc}", file=sys.stderr)
         return 128 + 15

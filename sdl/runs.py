@@ -27,6 +27,7 @@ import io
 import json
 import math
 import os
+import signal
 import socket
 import tempfile
 import time
@@ -54,6 +55,23 @@ STOPPED = "stopped"
 STALE_SECONDS = 600
 #: the temp files of the writers below: ``.<name>.<random>.tmp``
 TEMP_SUFFIX = ".tmp"
+#: fault injection for tests: ``NAME#K`` kills the process (SIGKILL) the K-th time it reaches the
+#: :func:`fault_point` NAME (K defaults to 1). Unset, it costs one dictionary look-up.
+FAULT_ENV = "SDL_FAULT_KILL_AT"
+_fault_counts: dict[str, int] = {}
+
+
+def fault_point(name: str) -> None:
+    """A place where a test may kill this process as a crash, power cut or OOM killer would."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    target, _, count = spec.partition("#")
+    if target != name:
+        return
+    _fault_counts[name] = _fault_counts.get(name, 0) + 1
+    if _fault_counts[name] == int(count or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _umask() -> int:
@@ -80,8 +98,12 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
+            fault_point(f"write:{path.name}")  # the temp file is written, not yet in place
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a size limit: say which file could not be written
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

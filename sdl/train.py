@@ -562,6 +562,7 @@ def _train(config, resume, progress, data, stop_after, dist, device, status) -> 
     run_dir = config.run_dir()
     checkpoint_path = run_dir / runs.CHECKPOINT
     data = data if data is not None else load_data(config)
+    runs.fault_point("loaded")
     if data.train.labels.shape[1] != data.test.labels.shape[1]:
         raise ValueError("train and test splits have different label sets")
     if dist.main:
@@ -638,6 +639,7 @@ def _train(config, resume, progress, data, stop_after, dist, device, status) -> 
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.4f}")
+            runs.fault_point(f"step:{epoch}")
         if bar is not None:
             bar.close()
         epoch_loss = float(torch.stack(losses).float().mean())
@@ -668,6 +670,7 @@ def _train(config, resume, progress, data, stop_after, dist, device, status) -> 
 
     if dist.main:
         status("running", config.epochs, phase="evaluating")
+        runs.fault_point("evaluating")
         metrics, test_emb = evaluate_model(model, data, config, device)
         if config.eval_random:
             metrics["random_encoder"] = evaluate_random_encoder(config, data)
