@@ -238,3 +238,14 @@ def test_a_corrupt_checkpoint_says_how_to_go_on(finished, fault, capsys, tmp_pat
     (run / runs.CHECKPOINT).unlink()  # following the advice works
     assert run_cli([*TRAIN, "--out", str(run), "--resume"], capsys)[0] == 0
     assert runs.read_run(run).state == "done"
+
+
+def test_a_bug_shows_its_traceback_and_where_the_run_keeps_it(monkeypatch, capsys, tmp_path):
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "train", broken)
+    code, err = run_cli([*TRAIN, "--out", str(tmp_path / "r")], capsys)
+    assert code == 1
+    assert "Traceback" in err and "RuntimeError: a bug" in err
+    assert f"{tmp_path / 'r'}" in err.splitlines()[-1] and "status.json" in err.splitlines()[-1]

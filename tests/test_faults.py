@@ -80,7 +80,6 @@ PHASES = {
     "loading": "loaded",
     "mid-epoch": "step:2#2",
     "writing the checkpoint": "write:checkpoint.pt#2",
-    "writing the history": "write:history.csv#1",
     "evaluating": "evaluating",
 }
 
