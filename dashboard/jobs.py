@@ -4,6 +4,11 @@ A job writes nothing but what ``python -m sdl train`` writes into ``<runs>/<name
 keeps its own notes beside the runs, in ``<runs>/.jobs/<name>.json`` (command, pid, whether the user
 cancelled it) and ``<runs>/.jobs/<name>.log`` (the process's stdout and stderr). So a job that dies
 before it writes anything still shows why, and a page reload (or a new browser tab) finds it again.
+
+A pid in a file is never trusted by itself: a signal goes only to a process this server started (it
+holds the Popen) or to one that :func:`sdl.runs.is_trainer` confirms is this run's trainer (its
+command line trains this folder and it started when the files say), so a reused pid after a crash
+or a crafted status.json cannot make Cancel stop some other process.
 """
 
 from __future__ import annotations
@@ -19,12 +24,20 @@ from pathlib import Path
 
 from dashboard.sources import REPO
 from sdl.cli import train_argv
-from sdl.runs import RunError, read_config, read_json, read_status, write_json_atomic
+from sdl.runs import (
+    RunError,
+    is_trainer,
+    live_state,
+    process_start,
+    read_config,
+    read_json,
+    read_status,
+    write_json_atomic,
+)
 from sdl.train import TrainConfig
 
 JOBS_DIR = ".jobs"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
-STALE_SECONDS = 600
 #: how many dashboard jobs may train at once (default: one per core); more are refused, not queued
 MAX_JOBS_ENV = "SDL_DASHBOARD_MAX_JOBS"
 
@@ -110,6 +123,7 @@ def start(
         {
             "name": name,
             "pid": process.pid,
+            "pid_start": process_start(process.pid),
             "command": command,
             "config": asdict(config),
             "started": time.time(),
@@ -119,29 +133,31 @@ def start(
     return out_dir
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether ``pid`` is a live (not zombie) process of ours."""
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    except OSError:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True  # no /proc (not Linux): os.kill said it exists
+def _own_process(out_dir: Path) -> subprocess.Popen | None:
+    """The Popen of the job this server started for ``out_dir``, if any."""
+    return _PROCESSES.get(str(out_dir))
 
 
-def process_alive(out_dir: Path, pid: int | None) -> bool | None:
-    """True/False if we can tell whether the run's process lives, None if no pid is known."""
-    process = _PROCESSES.get(str(out_dir))
+def _trainer_pid(out_dir: Path, meta: dict, status: dict) -> tuple[int | None, bool | None]:
+    """The pid of the run's trainer and whether it lives (None: cannot tell, e.g. no pid).
+
+    A process this server started is asked directly; any other pid, from the job notes or
+    status.json, counts only when :func:`sdl.runs.is_trainer` confirms it trains ``out_dir``.
+    """
+    process = _own_process(out_dir)
     if process is not None:
-        return process.poll() is None
-    if pid is None:
-        return None
-    return _pid_alive(int(pid))
+        return process.pid, process.poll() is None
+    verdict: bool | None = None
+    for pid, start in (
+        (meta.get("pid"), meta.get("pid_start")),
+        (status.get("pid"), status.get("pid_start")),
+    ):
+        if pid is None:
+            continue
+        verdict = is_trainer(pid, out_dir, start)
+        if verdict:
+            return int(pid), True
+    return None, verdict
 
 
 def exit_code(out_dir: Path) -> int | None:
@@ -220,15 +236,16 @@ def view(runs_root: Path, name: str) -> JobView:
     meta_path, log_path = _job_files(runs_root, name)
     meta = _read_meta(meta_path) or {}
     status, problem = read_status(out_dir)
-    pid = (status or {}).get("pid") or meta.get("pid")
-    alive = process_alive(out_dir, pid)
+    pid, alive = _trainer_pid(out_dir, meta, status or {})
     job = JobView(
         name=name,
         path=out_dir,
         state="unknown",
         pid=pid,
-        started=meta.get("started"),
-        config=meta.get("config") or _config_summary(out_dir),
+        started=meta.get("started") if isinstance(meta.get("started"), int | float) else None,
+        config=meta.get("config")
+        if isinstance(meta.get("config"), dict)
+        else _config_summary(out_dir),
         log=log_tail(log_path),
     )
     if problem:
@@ -240,22 +257,19 @@ def view(runs_root: Path, name: str) -> JobView:
     state = (status or {}).get("state")
     if state == "done":
         job.state = "done"
+    elif meta.get("cancelled") is True and not alive:
+        job.state = "cancelled"  # the trainer wrote "failed: stopped by SIGTERM"; the user asked
     elif state == "failed":
         job.state = "failed"
         job.error = job.error or "the run failed without a message; see its log"
     elif alive:
         job.state = "running" if status else "starting"
-    elif alive is None and state == "running":
-        # No pid to check (a run started elsewhere): trust status.json while it keeps being updated.
-        quiet = time.time() - float((status or {}).get("updated", 0))
-        if quiet < STALE_SECONDS:
-            job.state = "running"
-        else:
-            job.state = "stopped"
-            job.error = f"no progress for {quiet / 60:.0f} minutes and no process to check"
-    elif meta.get("cancelled"):
-        job.state = "cancelled"
-    elif alive is False or meta:
+    elif state == "running" and _own_process(out_dir) is None:
+        # Not a process this server started nor a confirmed trainer (a run in a notebook, say):
+        # the status' own verdict, which never takes a live unrelated pid for the trainer.
+        job.state, why = live_state(out_dir, status)
+        job.error = why
+    elif alive is False or meta or state == "running":
         job.state = "stopped"
         code = exit_code(out_dir)
         job.error = (
@@ -267,20 +281,22 @@ def view(runs_root: Path, name: str) -> JobView:
 
 
 def cancel(runs_root: Path, name: str) -> bool:
-    """Stop run ``name``'s process group (SIGTERM) and note the cancel. False if it was not running."""
+    """Stop run ``name``'s trainer (SIGTERM) and note the cancel. False if it was not running.
+
+    Only a process this server started, or one confirmed as this run's trainer, is signalled.
+    """
     out_dir = runs_root / name
     meta_path, _ = _job_files(runs_root, name)
     meta = _read_meta(meta_path)
     status = read_status(out_dir)[0] or {}
-    pid = (meta or {}).get("pid") or status.get("pid")
-    if pid is None or not process_alive(out_dir, pid):
+    pid, alive = _trainer_pid(out_dir, meta or {}, status)
+    if pid is None or not alive:
         return False
-    pid = int(pid)
     try:
         group = os.getpgid(pid)
-        if group == os.getpgrp():  # never signal the dashboard's own group
-            os.kill(pid, signal.SIGTERM)
-        elif group == pid:  # started with its own session (by us): stop its children too
+        if (
+            group == pid and group != os.getpgrp()
+        ):  # its own session (started by us): its children too
             os.killpg(pid, signal.SIGTERM)
         else:
             os.kill(pid, signal.SIGTERM)
@@ -289,7 +305,7 @@ def cancel(runs_root: Path, name: str) -> bool:
     if meta is not None:
         meta["cancelled"] = True
         write_json_atomic(meta_path, meta)
-    process = _PROCESSES.get(str(out_dir))
+    process = _own_process(out_dir)
     if process is not None:
         try:
             process.wait(timeout=5)

@@ -17,6 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO / "assets" / "demo"
 DEFAULT_RUNS = "runs"
 ROOTS_ENV = "SDL_DASHBOARD_ROOTS"
+#: longer than any real runs folder; a longer text is refused before it reaches the file system
+MAX_PATH_CHARS = 1024
 
 
 def allowed_roots() -> list[Path]:
@@ -42,17 +44,33 @@ def resolve_runs_dir(text: str) -> tuple[Path | None, str | None]:
     text = (text or "").strip()
     if not text:
         return None, "Name a runs folder, e.g. `runs`."
-    raw = Path(text).expanduser()
-    if ".." in raw.parts:
+    if len(text) > MAX_PATH_CHARS:
         return (
             None,
-            f"`{text}`: `..` is not allowed in the runs folder; name a folder inside the project.",
+            f"The runs folder's name is {len(text)} characters long; at most {MAX_PATH_CHARS}.",
         )
-    path = (raw if raw.is_absolute() else REPO / raw).resolve()
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return (
+            None,
+            "The runs folder's name holds a control character (e.g. a NUL byte); type a plain path.",
+        )
+    shown_text = text.replace(
+        "`", "'"
+    )  # the message is markdown: keep the text inside its code span
+    try:
+        raw = Path(text).expanduser()
+        if ".." in raw.parts:
+            return (
+                None,
+                f"`{shown_text}`: `..` is not allowed in the runs folder; name a folder inside the project.",
+            )
+        path = (raw if raw.is_absolute() else REPO / raw).resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # a link loop, a name the system refuses
+        return None, f"`{shown_text}` is not a usable folder ({exc})."
     roots = allowed_roots()
     if not any(path == root or root in path.parents for root in roots):
         shown = ", ".join(f"`{r}`" for r in roots)
-        return None, f"`{text}` is outside the allowed folders ({shown})."
+        return None, f"`{shown_text}` is outside the allowed folders ({shown})."
     return path, None
 
 

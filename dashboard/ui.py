@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ STATE_ICONS = {
     "done": ":green[:material/check_circle:]",
     "running": ":blue[:material/progress_activity:]",
     "failed": ":red[:material/error:]",
+    "stopped": ":orange[:material/stop_circle:]",
     "unknown": ":gray[:material/help:]",
 }
 
@@ -96,11 +98,12 @@ def run_arrays(ref: RunRef) -> tuple[dict[str, np.ndarray] | None, str | None]:
 
 
 def label_names(run: Run, arrays: dict[str, np.ndarray]) -> list[str]:
+    """The names of the run's labels: from its arrays, else its config, else their numbers."""
     count = arrays["labels"].shape[1]
     names = arrays.get("label_names")
     if names is None:
         names = run.config.get("label_names")
-    if names is None or len(names) != count:
+    if not isinstance(names, list | np.ndarray) or np.ndim(names) != 1 or len(names) != count:
         return [str(i) for i in range(count)]
     return [str(n) for n in names]
 
@@ -126,18 +129,48 @@ def default_keys(
 
 # --- showing runs -----------------------------------------------------------------------------------
 
+# Markdown's inline markup, and ':' (Streamlit's :icon: and :color[...] codes), '$' (LaTeX).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#<>:$|~])")
+# What starts a block only at the beginning of a line: a list item or a quote.
+_BLOCK_START = re.compile(r"^(\d+(?=[.)])|[-+>=])")
+
+
+def md_text(value: object) -> str:
+    """``value`` as literal text inside st.markdown: every markup character escaped.
+
+    Run files are the user's (or anyone's) files: a loss name like ``**x** :red[y] <img>`` must
+    show as those characters, never as formatting, a link or HTML.
+    """
+    text = " ".join(str(value).split())  # one line: a newline would start a new block
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    match = _BLOCK_START.match(text)
+    if match:
+        end = match.end()
+        text = text[:end] + "\\" + text[end:] if match.group(1)[0].isdigit() else "\\" + text
+    return text
+
 
 def run_title(ref: RunRef, run: Run) -> str:
-    return f"{STATE_ICONS.get(run.state, STATE_ICONS['unknown'])} **{ref.key}** · {run.loss} · {run.dataset} · seed {run.seed}"
+    """A run's one-line title in markdown: state icon, name, loss, dataset, seed (all escaped)."""
+    icon = STATE_ICONS.get(run.state, STATE_ICONS["unknown"])
+    parts = (ref.key, run.loss, run.dataset, f"seed {run.seed}")
+    name, *rest = (md_text(p) for p in parts)
+    return f"{icon} **{name}** · " + " · ".join(rest)
+
+
+def run_error(message: str) -> None:
+    """One run that cannot be shown: one error card (the page goes on with the other runs)."""
+    st.error(md_text(message), icon=":material/error:")
 
 
 def show_problems(run_errors: list[str], runs: list[tuple[RunRef, Run]]) -> None:
     """A warning for every unreadable folder and every run with problems; nothing else stops."""
     for message in run_errors:
-        st.warning(f"Not a readable run: {message}", icon=":material/warning:")
+        st.warning(f"Not a readable run: {md_text(message)}", icon=":material/warning:")
     for ref, run in runs:
         if run.problems:
-            st.warning(f"**{ref.key}**: " + "; ".join(run.problems), icon=":material/warning:")
+            text = md_text("; ".join(run.problems))
+            st.warning(f"**{md_text(ref.key)}**: {text}", icon=":material/warning:")
 
 
 def run_card(ref: RunRef, run: Run) -> None:
@@ -145,7 +178,7 @@ def run_card(ref: RunRef, run: Run) -> None:
     with st.container(border=True):
         st.markdown(run_title(ref, run))
         if run.problems:
-            st.caption(":material/warning: " + "; ".join(run.problems))
+            st.caption(":material/warning: " + md_text("; ".join(run.problems)))
         elif run.metrics:
             shown = {k: v for k, v in run.metrics.items() if isinstance(v, int | float)}
             st.caption(" · ".join(f"{k} {v:.3f}" for k, v in list(shown.items())[:3]))

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from sdl.options import Option
 from sdl.train import (
     AMP_MODES,
     FIELD_OPTIONS,
+    Stopped,
     TrainConfig,
     evaluate_random_encoder,
     train,
@@ -134,8 +136,15 @@ def _add_training_args(p: argparse.ArgumentParser, with_loss: bool) -> None:
                    help="progress bar (default: only on a terminal)")  # fmt: skip
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (exit code 2), not the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m sdl", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="python -m sdl", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("datasets", help="list the datasets and whether they can be loaded here")
 
@@ -399,14 +408,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a command; an expected error (a bad value, a missing file) is one line and exit code 2."""
+    """Run a command; an expected error (a bad value, a missing file) is one line and exit code 2.
+
+    A stopped run (SIGTERM) is one line and exit code 143. Anything else is a bug: its traceback
+    is printed, followed by where the run folder keeps it (status.json), and the exit code is 1.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return run_command(args)
-    except (ValueError, FileNotFoundError, runs.RunError) as exc:
-        parser.error(str(exc))  # prints "python -m sdl: error: ..." and exits with 2
+    except (ValueError, OSError, runs.RunError) as exc:  # OSError: a full disk, a bad path
+        parser.exit(2, f"{parser.prog}: error: {_one_line(exc)}\n")  # SystemExit(2)
+    except Stopped as exc:
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        return 128 + 15
+    except Exception:
+        traceback.print_exc()
+        out = getattr(args, "out", None) or _default_out(args)
+        if out:
+            print(
+                f"{parser.prog}: unexpected error; the run folder {out} keeps it in "
+                f"{runs.STATUS} (the traceback above is a bug worth reporting)",
+                file=sys.stderr,
+            )
+        return 1
     return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error's message on one line (a file name or a loader's message may hold newlines)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _default_out(args: argparse.Namespace) -> str | None:
+    if getattr(args, "command", None) != "train":
+        return None
+    return f"runs/{args.dataset}-{args.loss}-seed{args.seed}"
 
 
 def run_command(args: argparse.Namespace) -> int:

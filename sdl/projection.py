@@ -26,7 +26,7 @@ from scipy.linalg import orthogonal_procrustes
 
 from sdl.evaluate import cosine_neighbours, seeded_subset
 from sdl.relations import Relation, relation_matrix
-from sdl.runs import EMBEDDINGS, RunError, read_embeddings, write_npz_atomic
+from sdl.runs import EMBEDDINGS, RunError, embeddings_rows, read_embeddings, write_npz_atomic
 
 CACHE_PREFIX = "projection-"
 
@@ -140,7 +140,10 @@ def read_cached_projection(run_dir: str | os.PathLike, params: UmapParams) -> np
     # Same size and mtime: the same file. Same size, new mtime (a copy or a clone): compare contents.
     if recorded.get("mtime_ns") != stamp["mtime_ns"] and recorded.get("sha1") != _file_sha1(source):
         return None
-    if coords.ndim != 2 or coords.shape[1] != 2:
+    # A cache is only trusted as far as it looks right: a map of every held-out item, all finite.
+    if coords.ndim != 2 or coords.shape[1] != 2 or coords.dtype.kind != "f":
+        return None
+    if coords.shape[0] != embeddings_rows(run_dir) or not np.isfinite(coords).all():
         return None
     return coords.astype(np.float32)
 

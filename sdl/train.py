@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import platform
 import random
+import signal
 import sys
+import tempfile
+import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -156,6 +158,31 @@ FIELD_OPTIONS: dict[str, Option] = {
 
 
 # --- devices -------------------------------------------------------------------------------------
+def check_device(choice: str) -> None:
+    """Refuse a device this machine does not have (validate() only checks the spelling).
+
+    Raises:
+        ValueError: naming the device setting (``--device`` on the command line).
+    """
+    if choice == "auto":
+        return
+    device = torch.device(choice)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(
+                f"device {choice!r} (--device) needs a CUDA GPU and none is available here; "
+                "use --device cpu or --device auto"
+            )
+        if device.index is not None and device.index >= count:
+            raise ValueError(
+                f"device {choice!r} (--device): this machine has {count} GPU(s), cuda:0 to "
+                f"cuda:{count - 1}"
+            )
+    elif device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {choice!r} (--device) is not supported; use cpu or cuda")
+
+
 def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype, or None for full precision. AMP runs only on CUDA."""
     if device.type != "cuda" or mode == "off":
@@ -356,6 +383,105 @@ def check_resumable(stored: dict, config: TrainConfig) -> None:
         raise ValueError(f"cannot resume with a different configuration ({detail})")
 
 
+def check_run_folder(run_dir: Path, resume: bool) -> None:
+    """Refuse an out folder that cannot hold this run, before anything is written into it.
+
+    A file, an unwritable place, or (without ``resume``) a folder that holds files but no run
+    (its files would be replaced: a checkpoint.pt or history.csv of something else) is refused.
+
+    Raises:
+        ValueError: naming the out folder and what is wrong.
+    """
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"out folder {run_dir} is a file, not a folder; choose another --out")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=run_dir):
+            pass
+    except OSError as exc:
+        raise ValueError(
+            f"cannot write the out folder {run_dir} ({exc.strerror or exc}); choose another --out"
+        ) from None
+    if resume or (run_dir / runs.CONFIG).exists():
+        return
+    others = [p.name for p in run_dir.iterdir() if not p.name.endswith(runs.TEMP_SUFFIX)]
+    if others:
+        shown = ", ".join(sorted(others)[:5])
+        raise ValueError(
+            f"out folder {run_dir} is not empty and holds no run ({shown}); training there would "
+            "replace its files: choose an empty or new --out folder"
+        )
+
+
+def check_resume(run_dir: Path, config: TrainConfig) -> None:
+    """Refuse to resume a run that cannot be continued (a finished run whose checkpoint is gone).
+
+    Raises:
+        ValueError: saying why and what to do instead.
+    """
+    status, _ = runs.read_status(run_dir)
+    if status and status.get("state") == "done" and not (run_dir / runs.CHECKPOINT).exists():
+        raise ValueError(
+            f"{run_dir} is a finished run without a checkpoint (save_checkpoint was off, "
+            "--no-checkpoint): it cannot be resumed; train into another --out folder"
+        )
+
+
+def load_checkpoint(path: Path, config: TrainConfig) -> dict:
+    """A checkpoint's state, checked: readable, with every part, at an epoch this run can have.
+
+    Raises:
+        RunError: the checkpoint is unreadable or inconsistent; the message says how to go on.
+    """
+    advice = (
+        f"delete {path} to train this run again from the start, or train into another --out folder"
+    )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated, foreign or tampered file
+        raise runs.RunError(
+            f"{path} is unreadable ({type(exc).__name__}: {str(exc)[:200]}); {advice}"
+        ) from None
+    parts = ("model", "optimizer", "scaler", "scheduler", "epoch", "history", "rng")
+    missing = [k for k in parts if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise runs.RunError(f"{path} is corrupt (no {', '.join(missing)}); {advice}")
+    epoch = state["epoch"]
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch <= config.epochs:
+        raise runs.RunError(
+            f"{path} is corrupt (epoch {epoch!r}, the run has {config.epochs} epochs); {advice}"
+        )
+    if not isinstance(state["history"], list) or len(state["history"]) != epoch:
+        raise runs.RunError(
+            f"{path} is corrupt (its history does not match epoch {epoch}); {advice}"
+        )
+    return state
+
+
+class Stopped(Exception):
+    """The trainer was asked to stop (SIGTERM): status.json says so before the process ends."""
+
+
+@contextlib.contextmanager
+def stop_on_sigterm():
+    """Turn SIGTERM into :class:`Stopped` while training, so the run records why it ended.
+
+    Only the main thread can install a handler; elsewhere (a thread of a server) nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Stopped("stopped by SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def save_checkpoint(path: Path, model: Model, opt, scaler, sched, epoch: int, history) -> None:
     state = {
         "model": model.state_dict(),
@@ -503,9 +629,9 @@ def train(
         Any error of the run itself, after status.json says "failed" with the traceback.
     """
     config.validate()
+    check_device(config.device)
     dist, device = setup_distributed(config.device)
     run_dir = config.run_dir()
-    checkpoint_path = run_dir / runs.CHECKPOINT
     existing = (run_dir / runs.CONFIG).exists()
     if dist.world > 1:
         import torch.distributed as tdist
@@ -513,142 +639,37 @@ def train(
         tdist.barrier()  # every process has looked before rank 0 writes config.json
     if existing and not resume:
         raise ValueError(f"{run_dir} already holds a run; pass resume=True or another out folder")
+    if dist.main:
+        check_run_folder(run_dir, resume)
     if resume and existing:
-        check_resumable(runs.read_run(run_dir).config, config)
+        check_resumable(runs.read_config(run_dir), config)
+        check_resume(run_dir, config)
+    if dist.main:
+        runs.clean_temp_files(run_dir)  # what a killed writer left; this run is the only writer
     if progress is None:
         progress = sys.stderr.isatty()
     progress = progress and dist.main
-    epoch = 0
+    identity = runs.trainer_identity()
 
     def status(state: str, done_epochs: int, **extra: object) -> None:
         runs.write_status(
-            run_dir, state, epoch=done_epochs, epochs=config.epochs, pid=os.getpid(), **extra
+            run_dir, state, epoch=done_epochs, epochs=config.epochs, **identity, **extra
         )
 
     try:
-        data = data if data is not None else load_data(config)
-        if data.train.labels.shape[1] != data.test.labels.shape[1]:
-            raise ValueError("train and test splits have different label sets")
-        if dist.main:
-            runs.write_json_atomic(run_dir / runs.CONFIG, config_record(config, data, dist, device))
-        seed_everything(config.seed)
-
-        # model, loss, optimiser, schedule, precision
-        model = new_model(config, data).to(device)
-        net: nn.Module = model
-        if dist.world > 1:
-            net = nn.parallel.DistributedDataParallel(
-                model, device_ids=[device.index] if device.type == "cuda" else None
-            )
-        loss_fn = config.build_loss()
-        views = config.views_trained()
-        opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        n_train = len(data.train)
-        steps_per_epoch = len(batches(n_train, config.batch_size, dist.world, torch.Generator()))
-        total_steps = steps_per_epoch * config.epochs
-        warmup = min(round(config.warmup_epochs * steps_per_epoch), total_steps // 2)
-
-        def schedule(step: int) -> float:
-            return lr_factor(step, total_steps, warmup)
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-        autocast = amp_dtype(config.amp, device)
-        scaler = torch.amp.GradScaler("cuda", enabled=autocast == torch.float16)
-        augment = make_augmenter(data.train.kind, config.augment_options)
-        inputs = torch.from_numpy(np.ascontiguousarray(data.train.inputs, dtype=np.float32))
-        labels_all = torch.from_numpy(data.train.labels.astype(np.float32))
-
-        history: list[dict] = []
-        start_epoch = 1
-        snapshots = None
-        if dist.main and config.snapshot_items > 0:
-            snapshots = Snapshots(run_dir, data, config, device)
-        if resume and checkpoint_path.exists():
-            state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            scaler.load_state_dict(state["scaler"])
-            sched.load_state_dict(state["scheduler"])
-            set_rng_state(state["rng"])
-            history = list(state["history"])
-            start_epoch = int(state["epoch"]) + 1
-        epoch = start_epoch - 1
-        if snapshots is not None:
-            snapshots.resume(epoch)
-            if not snapshots.epochs or snapshots.epochs[-1] != epoch:
-                snapshots.add(model, epoch)  # epoch 0: the untrained model
-
-        for epoch in range(start_epoch, config.epochs + 1):
-            if dist.main:
-                status("running", epoch - 1)
-            started = time.perf_counter()
-            net.train()
-            order_gen = epoch_generator(config.seed, epoch, 0, torch.device("cpu"))
-            aug_gen = epoch_generator(config.seed, epoch, dist.rank + 1, torch.device("cpu"))
-            losses, no_pos = [], []
-            bar = _progress(steps_per_epoch, epoch, config.epochs, progress)
-            for idx in batches(n_train, config.batch_size, dist.world, order_gen):
-                idx = idx[dist.rank :: dist.world]  # this process's shard of the global batch
-                x = inputs[idx].to(device, non_blocking=True)
-                y = labels_all[idx].to(device)
-                views_x = torch.stack([augment(x, aug_gen) for _ in range(views)], 1)  # (B, V, ...)
-                with autocast_context(autocast):
-                    loss, without = compute_loss(net, loss_fn, views_x, y, dist)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-                sched.step()
-                losses.append(loss.detach())
-                no_pos.append(without)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss.item():.4f}")
-            if bar is not None:
-                bar.close()
-            epoch_loss = float(torch.stack(losses).float().mean())
-            if not math.isfinite(epoch_loss):
-                raise FloatingPointError(f"the loss became {epoch_loss} in epoch {epoch}")
-            history.append(
-                {
-                    "epoch": epoch,
-                    "loss": epoch_loss,
-                    "lr": float(opt.param_groups[0]["lr"]),
-                    "seconds": round(time.perf_counter() - started, 3),
-                    "anchors_without_positives": float(np.mean(no_pos)),
-                }
-            )
-            if dist.main:
-                write_history(run_dir, history)
-                if snapshots is not None:
-                    snapshots.add(model, epoch)
-                save_checkpoint(checkpoint_path, model, opt, scaler, sched, epoch, history)
-                status("running", epoch)
-                if progress:
-                    row = history[-1]
-                    print(
-                        f"epoch {epoch}/{config.epochs}  loss {row['loss']:.4f}  "
-                        f"lr {row['lr']:.2e}  {row['seconds']:.1f}s",
-                        file=sys.stderr,
-                    )
-            if stop_after is not None and epoch >= stop_after:
-                return run_dir
-
-        if dist.main:
-            status("running", config.epochs, phase="evaluating")
-            metrics, test_embs = evaluate_model(model, data, config, device)
-            if config.eval_random:
-                metrics["random_encoder"] = evaluate_random_encoder(config, data)
-            runs.write_json_atomic(run_dir / runs.METRICS, metrics)
-            write_embeddings(run_dir, test_embs, data, config.max_embeddings, config.data_seed)
-            if not config.save_checkpoint:
-                checkpoint_path.unlink(missing_ok=True)
-            status("done", config.epochs)
-        return run_dir
+        with stop_on_sigterm():
+            return _train(config, resume, progress, data, stop_after, dist, device, status)
     except BaseException as exc:
         if dist.main and (run_dir / runs.CONFIG).exists():
-            tail = "".join(traceback.format_exception(exc))[-4000:]
-            status("failed", epoch, error=f"{type(exc).__name__}: {exc}", traceback=tail)
+            done_epochs = (runs.read_status(run_dir)[0] or {}).get("epoch") or 0
+            # A full disk fails this write too: the error that ended the run is the one to raise.
+            with contextlib.suppress(OSError):
+                if isinstance(exc, Stopped):
+                    status("failed", done_epochs, error=str(exc))
+                else:
+                    tail = "".join(traceback.format_exception(exc))[-4000:]
+                    error = f"{type(exc).__name__}: {exc}"
+                    status("failed", done_epochs, error=error, traceback=tail)
         raise
     finally:
         if dist.world > 1:
@@ -656,6 +677,140 @@ def train(
 
             if tdist.is_initialized():
                 tdist.destroy_process_group()
+
+
+def _train(config, resume, progress, data, stop_after, dist, device, status) -> Path:
+    """The body of :func:`train`, once the folder is checked; ``status`` writes status.json."""
+    run_dir = config.run_dir()
+    checkpoint_path = run_dir / runs.CHECKPOINT
+    data = data if data is not None else load_data(config)
+    runs.fault_point("loaded")
+    if data.train.labels.shape[1] != data.test.labels.shape[1]:
+        raise ValueError("train and test splits have different label sets")
+    if dist.main:
+        runs.write_json_atomic(run_dir / runs.CONFIG, config_record(config, data, dist, device))
+    seed_everything(config.seed)
+
+    # model, loss, optimiser, schedule, precision
+    model = new_model(config, data).to(device)
+    net: nn.Module = model
+    if dist.world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    loss_fn = config.build_loss()
+    views = config.views_trained()
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    n_train = len(data.train)
+    steps_per_epoch = len(batches(n_train, config.batch_size, dist.world, torch.Generator()))
+    total_steps = steps_per_epoch * config.epochs
+    warmup = min(round(config.warmup_epochs * steps_per_epoch), total_steps // 2)
+
+    def schedule(step: int) -> float:
+        return lr_factor(step, total_steps, warmup)
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    autocast = amp_dtype(config.amp, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=autocast == torch.float16)
+    augment = make_augmenter(data.train.kind, config.augment_options)
+    inputs = torch.from_numpy(np.ascontiguousarray(data.train.inputs, dtype=np.float32))
+    labels_all = torch.from_numpy(data.train.labels.astype(np.float32))
+
+    history: list[dict] = []
+    start_epoch = 1
+    snapshots = None
+    if dist.main and config.snapshot_items > 0:
+        snapshots = Snapshots(run_dir, data, config, device)
+    if resume and checkpoint_path.exists():
+        state = load_checkpoint(checkpoint_path, config)
+        try:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            scaler.load_state_dict(state["scaler"])
+            sched.load_state_dict(state["scheduler"])
+            set_rng_state(state["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise runs.RunError(
+                f"{checkpoint_path} does not fit this run ({type(exc).__name__}: "
+                f"{str(exc)[:200]}); delete it to train again from the start, or train "
+                "into another --out folder"
+            ) from None
+        history = list(state["history"])
+        start_epoch = int(state["epoch"]) + 1
+    if snapshots is not None:
+        snapshots.resume(start_epoch - 1)
+        if not snapshots.epochs or snapshots.epochs[-1] != start_epoch - 1:
+            snapshots.add(model, start_epoch - 1)  # epoch 0: the untrained model
+
+    for epoch in range(start_epoch, config.epochs + 1):
+        if dist.main:
+            status("running", epoch - 1)
+        started = time.perf_counter()
+        net.train()
+        order_gen = epoch_generator(config.seed, epoch, 0, torch.device("cpu"))
+        aug_gen = epoch_generator(config.seed, epoch, dist.rank + 1, torch.device("cpu"))
+        losses, no_pos = [], []
+        bar = _progress(steps_per_epoch, epoch, config.epochs, progress)
+        for idx in batches(n_train, config.batch_size, dist.world, order_gen):
+            idx = idx[dist.rank :: dist.world]  # this process's shard of the global batch
+            x = inputs[idx].to(device, non_blocking=True)
+            y = labels_all[idx].to(device)
+            views_x = torch.stack([augment(x, aug_gen) for _ in range(views)], 1)  # (B, V, ...)
+            with autocast_context(autocast):
+                loss, without = compute_loss(net, loss_fn, views_x, y, dist)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            losses.append(loss.detach())
+            no_pos.append(without)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+            runs.fault_point(f"step:{epoch}")
+        if bar is not None:
+            bar.close()
+        epoch_loss = float(torch.stack(losses).float().mean())
+        if not math.isfinite(epoch_loss):
+            raise FloatingPointError(f"the loss became {epoch_loss} in epoch {epoch}")
+        history.append(
+            {
+                "epoch": epoch,
+                "loss": epoch_loss,
+                "lr": float(opt.param_groups[0]["lr"]),
+                "seconds": round(time.perf_counter() - started, 3),
+                "anchors_without_positives": float(np.mean(no_pos)),
+            }
+        )
+        if dist.main:
+            write_history(run_dir, history)
+            save_checkpoint(checkpoint_path, model, opt, scaler, sched, epoch, history)
+            if snapshots is not None:
+                snapshots.add(model, epoch)
+            status("running", epoch)
+            if progress:
+                row = history[-1]
+                print(
+                    f"epoch {epoch}/{config.epochs}  loss {row['loss']:.4f}  "
+                    f"lr {row['lr']:.2e}  {row['seconds']:.1f}s",
+                    file=sys.stderr,
+                )
+        if stop_after is not None and epoch >= stop_after:
+            return run_dir
+
+    if dist.main:
+        status("running", config.epochs, phase="evaluating")
+        runs.fault_point("evaluating")
+        metrics, test_embs = evaluate_model(model, data, config, device)
+        if config.eval_random:
+            metrics["random_encoder"] = evaluate_random_encoder(config, data)
+        runs.write_json_atomic(run_dir / runs.METRICS, metrics)
+        write_embeddings(run_dir, test_embs, data, config.max_embeddings, config.data_seed)
+        if not config.save_checkpoint:
+            checkpoint_path.unlink(missing_ok=True)
+        status("done", config.epochs)
+    return run_dir
 
 
 def _progress(total: int, epoch: int, epochs: int, enabled: bool):

@@ -141,3 +141,108 @@ def test_failed_and_done_runs(tmp_path):
     assert view.state == "failed" and "ValueError" in view.error
     write_sample_run(tmp_path / "good", n=20)
     assert jobs.view(tmp_path, "good").state == "done"
+
+
+# --- a pid in a file is never trusted by itself ----------------------------------------------------
+
+
+@pytest.fixture
+def sleeper():
+    """An unrelated live process (the issue's `sleep 600 &`)."""
+    import subprocess
+
+    process = subprocess.Popen(["sleep", "600"])
+    yield process
+    process.kill()
+    process.wait()
+
+
+@pytest.mark.parametrize("where", ["status", "job notes", "both"])
+def test_cancel_never_signals_an_unrelated_pid(tmp_path, sleeper, where):
+    import json
+
+    if where in ("status", "both"):
+        write_status(tmp_path / "stale", "running", epoch=1, epochs=5, pid=sleeper.pid)
+    if where in ("job notes", "both"):
+        notes = tmp_path / jobs.JOBS_DIR / "stale.json"
+        notes.parent.mkdir(parents=True, exist_ok=True)
+        notes.write_text(json.dumps({"name": "stale", "pid": sleeper.pid, "cancelled": False}))
+    assert jobs.view(tmp_path, "stale").state == "stopped"  # not "running": it is not the trainer
+    assert not jobs.cancel(tmp_path, "stale")
+    time.sleep(0.2)
+    assert sleeper.poll() is None  # still alive
+
+
+def test_cancel_never_signals_a_reused_pid(tmp_path):
+    """A process that looks exactly like the trainer but started at another time (a reused pid)."""
+    import subprocess
+
+    out = tmp_path / "job"
+    fake = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time; time.sleep(60)",
+            "-m",
+            "sdl",
+            "train",
+            "--out",
+            str(out),
+        ]
+    )
+    try:
+        time.sleep(0.2)
+        from sdl.runs import process_start
+
+        start = process_start(fake.pid)
+        write_status(out, "running", epoch=1, epochs=5, pid=fake.pid, pid_start=start + 7)
+        assert jobs.view(tmp_path, "job").state == "stopped"
+        assert not jobs.cancel(tmp_path, "job")
+        assert fake.poll() is None
+        # the same process with its real start time is this run's trainer: cancel stops it
+        write_status(out, "running", epoch=1, epochs=5, pid=fake.pid, pid_start=start)
+        assert jobs.view(tmp_path, "job").state == "running"
+        assert jobs.cancel(tmp_path, "job")
+        assert fake.wait(timeout=10) != 0
+    finally:
+        fake.kill()
+        fake.wait()
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        {"state": "running", "pid": "123"},
+        {"state": "running", "pid": 1.5},
+        {"state": "running", "updated": "yesterday"},
+        {"state": "running", "pid": [1]},
+        {"state": 3},
+    ],
+)
+def test_a_corrupt_status_is_shown_not_a_crash(tmp_path, status):
+    import json
+
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "status.json").write_text(json.dumps(status))
+    view = jobs.view(tmp_path, "odd")
+    assert not view.active and "status.json is corrupt" in (view.error or "")
+    assert not jobs.cancel(tmp_path, "odd")
+
+
+@pytest.mark.parametrize(
+    ("text", "word"),
+    [("runs\x00x", "control character"), ("r" * 5000, "characters long"), ("a\nb", "control")],
+)
+def test_runs_folder_refuses_odd_text(text, word):
+    path, problem = sources.resolve_runs_dir(text)
+    assert path is None and word in problem
+
+
+def test_links_out_of_the_runs_folder_are_not_read(tmp_path):
+    root = tmp_path / "runs"
+    write_sample_run(root / "mine", n=20)
+    secret = write_sample_run(tmp_path / "elsewhere" / "secret", n=20)
+    (root / "peek").symlink_to(secret, target_is_directory=True)
+    refs, errors = sources.load_folder(root, "runs")
+    assert [ref.key for ref, _ in refs] == ["runs/mine"]
+    assert len(errors) == 1 and "outside" in errors[0]

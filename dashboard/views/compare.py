@@ -140,7 +140,7 @@ def profile_section(chosen: list[tuple[RunRef, Run]]) -> None:
             continue
         arrays, problem = ui.run_arrays(ref)
         if problem:
-            st.warning(problem)
+            ui.run_error(problem)
             continue
         groups.setdefault(run.loss, []).append((arrays["embeddings"], arrays["labels"]))
         tokens.setdefault(run.loss, []).append(

@@ -106,7 +106,7 @@ def batch_from_run() -> Batch | None:
     ref, run = by_key[key]
     arrays, problem = ui.run_arrays(ref)
     if problem:
-        st.error(problem)
+        ui.run_error(problem)
         return None
     rows = seeded_subset(len(arrays["labels"]), size, int(seed))
     return Batch(
@@ -180,7 +180,7 @@ def batch_typed() -> Batch | None:
     )
     labels, problems = analysis.parse_label_sets(list(edited["labels"]))
     for problem in problems:
-        st.warning(problem)
+        ui.run_error(problem)
     if len(labels) < 2:
         st.info("Type at least two label sets.")
         return None
@@ -394,7 +394,7 @@ def item_view(batch: Batch, index: int) -> None:
     if batch.thumbs is not None:
         st.image(ui.thumb_image(batch.thumbs[index], 128), caption=f"item {index}: {{{labels}}}")
     else:
-        st.markdown(f"**item {index}**: {{{labels}}}")
+        st.markdown(f"**item {index}**: {{{ui.md_text(labels)}}}")
         if batch.texts is not None:
             st.caption(str(batch.texts[index])[:300])
 

@@ -112,7 +112,7 @@ def load_spaces(chosen: list[tuple[RunRef, Run]], params: projection.UmapParams)
     for ref, run in chosen:
         arrays, problem = ui.run_arrays(ref)
         if problem:
-            st.error(problem)
+            ui.run_error(problem)
             continue
         loaded.append((ref, run, arrays))
     if not loaded:
@@ -135,7 +135,7 @@ def load_spaces(chosen: list[tuple[RunRef, Run]], params: projection.UmapParams)
         try:
             coords.append(_projection(str(ref.path), mtime, params))
         except Exception as exc:  # a broken file or an impossible map: say so, keep the others
-            st.error(f"{ref.key}: cannot project ({exc})")
+            ui.run_error(f"{ref.key}: cannot project ({exc})")
             coords.append(None)
     if bar is not None:
         bar.empty()
@@ -319,13 +319,13 @@ def neighbours_panel(spaces: list[Space], anchor: tuple[Space, int], k: int) -> 
                 caption=f"anchor {{{text}}}",
             )
         else:
-            st.markdown(f"**anchor** {{{text}}}")
+            st.markdown(f"**anchor** {{{ui.md_text(text)}}}")
             if "texts" in anchor_space.arrays:
                 st.caption(str(anchor_space.arrays["texts"][anchor_item])[:300])
     with right:
         for space in spaces:
             here = space.find(key)
-            st.markdown(f"**{space.ref.key}** · {space.run.loss}")
+            st.markdown(f"**{ui.md_text(space.ref.key)}** · {ui.md_text(space.run.loss)}")
             if here is None:
                 st.caption("This item is not in this run's held-out set.")
                 continue
@@ -410,7 +410,7 @@ def render() -> None:
     )
     runs, errors = ui.all_runs()
     for message in errors:
-        st.warning(f"Not a readable run: {message}", icon=":material/warning:")
+        st.warning(f"Not a readable run: {ui.md_text(message)}", icon=":material/warning:")
     runs = ui.with_embeddings(runs)
     if not runs:
         st.info(

@@ -201,7 +201,10 @@ def job_card(root: Path, job: jobs.JobView) -> None:
         details = " · ".join(
             str(v) for v in (shown_loss, request.get("dataset"), request.get("device")) if v
         )
-        head.markdown(f"{icon} **{job.name}** — {text}" + (f"  \n{details}" if details else ""))
+        head.markdown(
+            f"{icon} **{ui.md_text(job.name)}** — {text}"
+            + (f"  \n{ui.md_text(details)}" if details else "")
+        )
         if job.active:
             side.button(
                 "Cancel",
@@ -216,15 +219,19 @@ def job_card(root: Path, job: jobs.JobView) -> None:
             )
             st.progress(job.progress, text=label)
         elif job.state == "failed":
-            st.error(f"The run failed: {str(job.error).strip().splitlines()[-1]}")
+            st.error(
+                f"The run failed: {ui.md_text((str(job.error).strip().splitlines() or ['?'])[-1])}"
+            )
             with st.expander("Error details"):
                 st.code(str(job.error)[-4000:], language=None)
         elif job.state == "stopped":
-            st.warning(f"Stopped: {job.error}. The last lines of its log are below.")
+            st.warning(f"Stopped: {ui.md_text(job.error)}. The last lines of its log are below.")
         elif job.state == "cancelled":
             st.info("Cancelled by you.")
         elif job.state == "done":
             st.progress(1.0, text=f"{job.epoch} of {job.epochs} epochs")
+        elif job.error:  # a run whose files cannot say its state (a corrupt status.json)
+            ui.run_error(f"{job.name}: {job.error}")
         fig = loss_curve(job.path, str(request.get("loss", "")))
         if fig is not None:
             st.plotly_chart(fig, key=f"curve_{job.name}")
