@@ -95,6 +95,7 @@ PAGES = [
     st.Page("views/training.py", title="Training", icon=":material/model_training:"),
     st.Page("views/space.py", title="Space", icon=":material/scatter_plot:"),
     st.Page("views/compare.py", title="Compare", icon=":material/leaderboard:"),
+    st.Page("views/playground.py", title="Playground", icon=":material/play_circle:"),
 ]
 
 page = st.navigation(PAGES)

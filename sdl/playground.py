@@ -214,10 +214,24 @@ def simulate(
     if not float(lr) > 0 or not np.isfinite(lr):
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
     criterion = build_loss(loss, temperature=temperature)
+    threads = torch.get_num_threads()
+    # Tensors of a few dozen rows: one thread is ~10x faster than several fighting over the cores.
+    torch.set_num_threads(1)
+    try:
+        return _train(criterion, loss, label_sets, anchor, steps, lr, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(
+    criterion, loss: str, label_sets, anchor: int, steps: int, lr: float, seed: int
+) -> PlaygroundRun:
     sets = tuple(frozenset(int(c) for c in s) for s in label_sets)
     labels = torch.from_numpy(label_matrix(list(sets)))
     raw = torch.from_numpy(start_positions(len(sets), seed)).requires_grad_(True)
-    optimiser = torch.optim.Adam([raw], lr=float(lr))
+    # Adam written out: torch.optim's first step imports torch._dynamo, seconds on a cold process.
+    first, second = torch.zeros_like(raw), torch.zeros_like(raw)
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
     frames, pulls, losses = [], [], []
     weights = None
     for step in range(steps + 1):
@@ -229,9 +243,13 @@ def simulate(
             weights = out.weights[anchor].detach().numpy().copy()
         if step == steps:
             break  # the last frame is recorded after the last update
-        optimiser.zero_grad()
-        out.loss.backward()
-        optimiser.step()
+        (grad,) = torch.autograd.grad(out.loss, raw)
+        with torch.no_grad():
+            first.mul_(beta1).add_(grad, alpha=1 - beta1)
+            second.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            t = step + 1
+            denom = (second / (1 - beta2**t)).sqrt_().add_(eps)
+            raw.sub_(lr * (first / (1 - beta1**t)) / denom)
     relations = relation_matrix(labels)[anchor].numpy()
     return PlaygroundRun(
         loss=loss,
