@@ -14,8 +14,10 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# The safety flags again on the command line: they hold even if a user-level config says otherwise.
 dashboard: $(STAMP)
-	$(PY) -m streamlit run dashboard/app.py
+	$(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 \
+	  --browser.gatherUsageStats false --server.headless true
 
 # Debian packages the tests use: chromium for the browser test (never a downloaded browser build)
 # and Fashion-MNIST's files for the fashion-mosaic loader.

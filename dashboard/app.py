@@ -2,12 +2,24 @@
 
 Opens on the embedded demo runs (assets/demo); a runs folder named in the sidebar adds its runs.
 Pages only gather input and draw; the math is in sdl (relations, losses, evaluate, projection).
+
+It serves this machine only: dashboard/.streamlit/config.toml (read whatever the working folder)
+binds 127.0.0.1, and a flag or environment variable that binds another address makes every page
+refuse to run unless ``SDL_DASHBOARD_ALLOW_REMOTE=1`` says it is meant. ``SDL_DASHBOARD_TIMING``
+set to a file path appends one JSON line per script run (page, seconds, outcome) to that file.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import time
+
+STARTED = time.perf_counter()  # first, so the timing log includes the imports below
+
+import ipaddress  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 # Streamlit puts this file's folder on sys.path; the pages import sdl and dashboard from the root.
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,18 +30,72 @@ import streamlit as st  # noqa: E402
 
 from dashboard import ui  # noqa: E402
 
+ALLOW_REMOTE_ENV = "SDL_DASHBOARD_ALLOW_REMOTE"
+TIMING_ENV = "SDL_DASHBOARD_TIMING"
+SAFE_START = (
+    "streamlit run dashboard/app.py --server.address 127.0.0.1 "
+    "--browser.gatherUsageStats false --server.headless true"
+)
+
+
+def is_loopback(address: str | None) -> bool:
+    """Whether Streamlit, given ``server.address``, listens on this machine only (unset: everywhere)."""
+    if not address:
+        return False
+    if address.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip().strip("[]")).is_loopback
+    except ValueError:  # a host name other than localhost may resolve to any interface
+        return False
+
+
+def refuse_remote_serving() -> None:
+    """Stop the run, with one message, when the server listens beyond this machine unasked."""
+    address = st.get_option("server.address")
+    if is_loopback(address) or os.environ.get(ALLOW_REMOTE_ENV) == "1":
+        return
+    where = f"`{address}`" if address else "every network interface"
+    st.error(
+        f"This dashboard serves only this machine: it starts training processes and has no login, "
+        f"but this server listens on {where}. Start it with\n\n`{SAFE_START}`\n\n(`make dashboard` "
+        f"does). To serve other machines on purpose, behind your own access control, set "
+        f"`{ALLOW_REMOTE_ENV}=1`.",
+        icon=":material/lock:",
+    )
+    st.stop()
+
+
+def log_timing(page: str, outcome: str) -> None:
+    """One JSON line per script run when SDL_DASHBOARD_TIMING names a file (for the benchmark)."""
+    target = os.environ.get(TIMING_ENV)
+    if not target:
+        return
+    line = {
+        "page": page,
+        "seconds": round(time.perf_counter() - STARTED, 6),
+        "outcome": outcome,
+        "end": time.time(),
+    }
+    # A log, not a run file: one short append per run, which O_APPEND keeps whole.
+    with open(target, "a", encoding="utf-8") as out:
+        out.write(json.dumps(line) + "\n")
+
+
 st.set_page_config(
     page_title="SDL · multi-label contrastive learning",
     page_icon="🧩",
     layout="wide",
     initial_sidebar_state="expanded",
 )
+refuse_remote_serving()
 
 PAGES = [
     st.Page("views/relations.py", title="Relations", icon=":material/grid_on:", default=True),
     st.Page("views/training.py", title="Training", icon=":material/model_training:"),
     st.Page("views/space.py", title="Space", icon=":material/scatter_plot:"),
     st.Page("views/compare.py", title="Compare", icon=":material/leaderboard:"),
+    st.Page("views/playground.py", title="Playground", icon=":material/play_circle:"),
 ]
 
 page = st.navigation(PAGES)
@@ -40,4 +106,9 @@ with st.sidebar:
         "*some* of the anchor's labels pull?"
     )
 ui.sidebar_runs_folder()
-page.run()
+try:
+    page.run()
+except BaseException as exc:  # st.stop and reruns end a run by raising; log them, then re-raise
+    log_timing(page.title, type(exc).__name__)
+    raise
+log_timing(page.title, "ok")

@@ -1,0 +1,472 @@
+"""How fast the real dashboard answers, in headless Chromium, on the embedded demo runs.
+
+    .venv/bin/python benchmarks/bench_dashboard.py            # 5 repeats of every step
+    .venv/bin/python benchmarks/bench_dashboard.py --quick    # 2 repeats, no import profile
+
+Starts ``streamlit run dashboard/app.py`` with the safety flags on a free port (as ``make
+dashboard`` does) and drives it with Playwright in Debian's chromium. Measured:
+
+- cold start: from launching the server to the first page settled;
+- each page's first visit (its caches cold) and its warm switches (median of N);
+- widget changes: Relations with a 256-item batch (change the anchor, toggle an SDL variant), Space
+  with its 3 demo runs x 1,000 points (change the colour mode, click a point on a map).
+
+"Settled" means Streamlit's script state, which the frontend writes on the app's root element
+(``[data-testid="stApp"][data-test-script-state]``, the attribute Streamlit's own browser tests
+wait on), went to "running" after the action and came back to "notRunning", with no new run
+within a short quiet spell, plus two animation frames for the browser to paint. The running man
+(``stStatusWidget``) is not used: it leaves through a 200 ms transition. Server time is the sum of
+the script runs the action caused, from the app's own log (``SDL_DASHBOARD_TIMING``); bytes are
+the WebSocket frames the browser received. Then, unless ``--quick``, the cost of importing what
+each part of the dashboard imports (``python -X importtime``) and, from a headless AppTest run of
+each page, the largest elements each page sends (figure specs, images, tables) in bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SAFE_FLAGS = [
+    "--server.headless",
+    "true",
+    "--server.address",
+    "127.0.0.1",
+    "--browser.gatherUsageStats",
+    "false",
+]
+PAGES = ("Relations", "Training", "Space", "Compare", "Playground")
+TARGETS = {"cold": 10.0, "switch": 1.5, "widget_server": 0.5}
+QUIET_S = 0.35  # no new run this long after "notRunning": the action's last rerun is done
+LIMIT_S = 180  # an action that has not settled by then is an error
+
+# Records every script state the app's root element shows, with the page's clock. Each mutation
+# record's old value is kept too, since several changes between two callbacks arrive together.
+STATE_RECORDER = """
+(() => {
+  window.__st = [];
+  const push = (state) => {
+    const last = window.__st.length ? window.__st[window.__st.length - 1][0] : null;
+    if (state && state !== last) window.__st.push([state, performance.now()]);
+  };
+  new MutationObserver(records => {
+    for (const r of records) {
+      if (r.type === 'attributes' && r.attributeName === 'data-test-script-state') push(r.oldValue);
+    }
+    const app = document.querySelector('[data-testid="stApp"]');
+    push(app ? app.getAttribute('data-test-script-state') : null);
+  }).observe(document, {
+    attributes: true, attributeOldValue: true, childList: true, subtree: true,
+    attributeFilter: ['data-test-script-state'],
+  });
+})();
+"""
+STATE_NOW = """
+(mark) => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  return {log: window.__st.slice(mark), now: performance.now(),
+          state: app ? app.getAttribute('data-test-script-state') : null};
+}
+"""
+PAINTED = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+
+
+@dataclass
+class Step:
+    """One measured action, repeated."""
+
+    name: str
+    group: str
+    seconds: list[float] = field(default_factory=list)
+    server: list[float] = field(default_factory=list)
+    runs: list[int] = field(default_factory=list)
+    received: list[int] = field(default_factory=list)
+
+
+class Dashboard:
+    """The server process, its timing log, and one browser page with its WebSocket byte count."""
+
+    def __init__(self, browser, port: int, work: Path, env: dict[str, str]):
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.timing = work / "timing.jsonl"
+        self.timing.write_text("")
+        self.log = open(work / "server.log", "wb")  # noqa: SIM115 - closed in close()
+        cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", *SAFE_FLAGS]
+        self.started = time.time()
+        self.server = subprocess.Popen(
+            [*cmd, "--server.port", str(port)],
+            cwd=REPO,
+            env={**os.environ, **env, "SDL_DASHBOARD_TIMING": str(self.timing)},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.context = browser.new_context(viewport={"width": 1600, "height": 1000})
+        self.context.add_init_script(STATE_RECORDER)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(300_000)
+        self.bytes = 0
+        self.page.on("websocket", self._watch)
+
+    def _watch(self, ws) -> None:
+        def count(payload) -> None:
+            self.bytes += len(payload)
+
+        ws.on("framereceived", count)
+
+    def wait_healthy(self, timeout: float = 300) -> float:
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.server.poll() is not None:
+                raise RuntimeError(f"the server exited with code {self.server.returncode}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2):
+                    return time.time() - self.started
+            except OSError:
+                time.sleep(0.1)
+        raise TimeoutError("the dashboard did not become healthy")
+
+    def server_runs(self, since: float) -> list[dict]:
+        lines = [json.loads(x) for x in self.timing.read_text().splitlines() if x.strip()]
+        return [x for x in lines if x["end"] >= since]
+
+    def wait_settled(self, mark: int, since: float) -> float:
+        """The page-clock time (ms) at which the app settled after ``mark``.
+
+        The app ran if the page showed a state other than "notRunning" or the server logged a
+        run that ended after ``since`` (a short run can finish before the page paints "running").
+        """
+        deadline = time.time() + LIMIT_S
+        seen_idle = None
+        while time.time() < deadline:
+            now = self.page.evaluate(STATE_NOW, mark)
+            log = now["log"]
+            ran = any(state != "notRunning" for state, _ in log) or self.server_runs(since)
+            if ran and now["state"] == "notRunning":
+                end = log[-1][1] if log and log[-1][0] == "notRunning" else None
+                seen_idle = end if end is not None else (seen_idle or now["now"])
+                if now["now"] - seen_idle >= QUIET_S * 1000:
+                    self.page.evaluate(PAINTED)
+                    return seen_idle
+            else:
+                seen_idle = None
+            time.sleep(0.025)
+        raise TimeoutError(f"the app did not settle in {LIMIT_S} s; states seen: {log}")
+
+    def measure(self, step: Step, action) -> None:
+        """Do ``action`` and record how long until the app settled, server time and bytes."""
+        page = self.page
+        mark = page.evaluate("window.__st.length")
+        wall_start = time.time()
+        bytes_start = self.bytes
+        start = page.evaluate("performance.now()")
+        action()
+        settled = self.wait_settled(mark, wall_start)
+        page.wait_for_timeout(50)  # let the last frames' byte counts arrive
+        runs = self.server_runs(wall_start)
+        print(f"  {step.name}: {(settled - start) / 1000:.2f} s", file=sys.stderr, flush=True)
+        step.seconds.append((settled - start) / 1000)
+        step.server.append(sum(r["seconds"] for r in runs))
+        step.runs.append(len(runs))
+        step.received.append(self.bytes - bytes_start)
+        errors = page.locator('[data-testid="stException"]')
+        if errors.count():
+            raise RuntimeError(f"{step.name}: exception on the page: {errors.first.inner_text()}")
+
+    def close(self) -> None:
+        self.context.close()
+        self.server.terminate()
+        try:
+            self.server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.server.kill()
+        self.log.close()
+
+
+# --- driving the pages --------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def go_to(dash: Dashboard, title: str):
+    link = dash.page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first
+    return link.click
+
+
+def set_slider(dash: Dashboard, label: str, value: int) -> int:
+    """Click a Streamlit slider's track where ``value`` lies (setup, not timed); returns the value set.
+
+    One click is one rerun; the keyboard would need a rerun per step.
+    """
+    page = dash.page
+    thumb = page.get_by_label(label, exact=True).and_(page.locator('[role="slider"]')).first
+    low, high = (
+        float(thumb.get_attribute("aria-valuemin")),
+        float(thumb.get_attribute("aria-valuemax")),
+    )
+    track = thumb.locator("xpath=..").bounding_box()
+    x = track["x"] + track["width"] * (value - low) / (high - low)
+    y = track["y"] + track["height"] / 2
+    dash.measure(Step("slider", "setup"), lambda: page.mouse.click(x, y))
+    return int(float(thumb.get_attribute("aria-valuenow")))
+
+
+def relations_steps(dash: Dashboard, repeats: int, steps: dict[str, Step]) -> None:
+    page = dash.page
+    dash.measure(Step("go", "setup"), go_to(dash, "Relations"))
+    size = set_slider(dash, "Batch size", 256)
+    print(f"  Relations batch: {size} items", file=sys.stderr, flush=True)
+    anchor = page.locator('input[aria-label^="Anchor (item"]').first
+    page.get_by_text("SDL variant", exact=False).first.click()  # open the expander: no rerun
+    toggle = page.get_by_text("Symmetric", exact=True).first
+    toggle.wait_for()
+    for i in range(repeats):
+        value = str(10 + 17 * i)
+        dash.measure(
+            steps["Relations: change the anchor (256 items)"],
+            lambda v=value: (anchor.fill(v), anchor.press("Enter")),
+        )
+        dash.measure(steps["Relations: toggle Symmetric (256 items)"], toggle.click)
+
+
+def space_steps(dash: Dashboard, repeats: int, steps: dict[str, Step]) -> None:
+    page = dash.page
+    dash.measure(Step("go", "setup"), go_to(dash, "Space"))
+    modes = ("number of labels", "relation to the anchor")
+    for i in range(repeats):
+        option = page.get_by_text(modes[i % 2], exact=True).first
+        dash.measure(steps["Space: change the colour mode (3 runs x 1,000)"], option.click)
+    anchor = page.locator('input[aria-label="Anchor item"]').first
+    points = page.locator(".js-plotly-plot .scatterlayer .trace .points path")
+    for i in range(repeats):
+        before = anchor.input_value()
+        boxes = (points.nth(j).bounding_box() for j in range(5 + 7 * i, 200))
+        box = next(b for b in boxes if b and b["width"] < 12)  # a map point, not the star
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(x, y)
+        page.wait_for_timeout(400)  # plotly selects the hovered point on click
+
+        def click(x=x, y=y) -> None:
+            page.mouse.click(x, y)
+
+        dash.measure(steps["Space: click a point (3 runs x 1,000)"], click)
+        if anchor.input_value() == before:
+            raise RuntimeError("clicking a point did not change the anchor")
+
+
+def run_benchmark(repeats: int, pages: tuple[str, ...]) -> tuple[dict[str, Step], dict]:
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        sys.exit("Debian's chromium is needed: apt-get install -y chromium")
+    steps: dict[str, Step] = {}
+
+    def add(name: str, group: str) -> None:
+        steps[name] = Step(name, group)
+
+    for title in pages:
+        add(f"first visit: {title}", "first")
+        add(f"warm switch: {title}", "switch")
+    for name in (
+        "Relations: change the anchor (256 items)",
+        "Relations: toggle Symmetric (256 items)",
+        "Space: change the colour mode (3 runs x 1,000)",
+        "Space: click a point (3 runs x 1,000)",
+    ):
+        add(name, "widget")
+    extra: dict = {}
+    with sync_playwright() as p, tempfile.TemporaryDirectory() as tmp:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        dash = Dashboard(browser, free_port(), Path(tmp), {"PYTHONUNBUFFERED": "1"})
+        try:
+            extra["healthy_s"] = dash.wait_healthy()
+            cold = Step("cold start", "cold")
+            dash.page.goto(dash.url)
+            settled = dash.wait_settled(0, 0.0)
+            # The page's clock starts at navigation; add the time from launch to navigation.
+            nav_start = dash.page.evaluate("performance.timeOrigin") / 1000
+            cold.seconds.append(nav_start - dash.started + settled / 1000)
+            runs = dash.server_runs(0)
+            cold.server.append(sum(r["seconds"] for r in runs))
+            cold.runs.append(len(runs))
+            cold.received.append(dash.bytes)
+            steps = {"cold start: first page settled": cold, **steps}
+            for title in pages[1:] + pages[:1]:
+                dash.measure(steps[f"first visit: {title}"], go_to(dash, title))
+            for _ in range(repeats):
+                for title in pages[1:] + pages[:1]:
+                    dash.measure(steps[f"warm switch: {title}"], go_to(dash, title))
+            relations_steps(dash, repeats, steps)
+            space_steps(dash, repeats, steps)
+        finally:
+            dash.close()
+            browser.close()
+    return steps, extra
+
+
+# --- where the time goes ---------------------------------------------------------------------------
+
+HEAVY = ("torch", "sklearn", "umap", "numba", "scipy", "plotly", "pandas", "pyarrow", "PIL")
+
+
+def import_profile(target: str) -> dict[str, float]:
+    """Seconds spent importing ``target`` in a fresh interpreter, in all and per heavy package."""
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import {target}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr
+    costs: dict[str, float] = {}
+    total = 0.0
+    for line in out.splitlines():
+        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", line)
+        if not match:
+            continue
+        cumulative, depth, name = int(match.group(1)) / 1e6, len(match.group(2)), match.group(3)
+        if depth == 1:  # a module imported at the top level of the target's import tree
+            total += cumulative
+        top = name.split(".")[0]
+        if top in HEAVY and name == top:
+            costs[top] = costs.get(top, 0.0) + cumulative
+    costs["(all)"] = total
+    return costs
+
+
+def element_sizes(page_file: str, top: int = 5) -> list[tuple[str, int]]:
+    """The largest elements a page sends, by the size of their protobuf message, headless."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=600).run()
+    if page_file != "views/relations.py":
+        at.switch_page(page_file).run()
+    sizes = []
+    for node in _walk(at._tree):
+        proto = getattr(node, "proto", None)
+        kind = getattr(node, "type", "?")
+        if proto is None or kind in ("block", "container"):
+            continue
+        key = getattr(node, "key", None) or getattr(proto, "id", "")[-24:]
+        sizes.append((f"{kind} {key}".strip(), proto.ByteSize()))
+    sizes.sort(key=lambda x: -x[1])
+    return [("(all elements)", sum(s for _, s in sizes)), *sizes[:top]]
+
+
+def _walk(node):
+    children = getattr(node, "children", None)
+    if isinstance(children, dict):
+        for child in children.values():
+            yield from _walk(child)
+    else:
+        yield node
+
+
+# --- printing --------------------------------------------------------------------------------------
+
+
+def fmt_s(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f}" if values else "–"
+
+
+def table(steps: dict[str, Step]) -> str:
+    rows = [
+        "| step | n | settled, median s | min–max s | server s (runs) | received KiB | target |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for step in steps.values():
+        if not step.seconds:
+            continue
+        target = ""
+        if step.group == "cold":
+            target = f"< {TARGETS['cold']:g} s settled"
+            ok = statistics.median(step.seconds) < TARGETS["cold"]
+        elif step.group == "switch":
+            target = f"< {TARGETS['switch']:g} s settled"
+            ok = statistics.median(step.seconds) < TARGETS["switch"]
+        elif step.group == "widget":
+            target = f"< {TARGETS['widget_server']:g} s server"
+            ok = statistics.median(step.server) < TARGETS["widget_server"]
+        if target:
+            target += " ✓" if ok else " ✗"
+        runs = statistics.median(step.runs)
+        rows.append(
+            f"| {step.name} | {len(step.seconds)} | {fmt_s(step.seconds)} | "
+            f"{min(step.seconds):.2f}–{max(step.seconds):.2f} | "
+            f"{fmt_s(step.server)} ({runs:g}) | {statistics.median(step.received) / 1024:,.0f} | "
+            f"{target} |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> None:
+    # A SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the server and browser are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2 repeats, no profile")
+    parser.add_argument("--repeats", type=int, default=None, help="repeats per step (default 5)")
+    parser.add_argument("--no-profile", action="store_true", help="skip imports and sizes")
+    args = parser.parse_args()
+    repeats = args.repeats or (2 if args.quick else 5)
+    if repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {repeats}")
+    page_files = {p.stem for p in (REPO / "dashboard" / "views").glob("*.py")}
+    pages = tuple(p for p in PAGES if p.lower() in page_files)
+    steps, extra = run_benchmark(repeats, pages)
+    print(
+        f"## Dashboard speed ({repeats} repeats, demo runs; server healthy after "
+        f"{extra['healthy_s']:.1f} s)\n"
+    )
+    print(table(steps))
+    if args.quick or args.no_profile:
+        return
+    print("\n## Import cost in a fresh interpreter, seconds (cumulative, `-X importtime`)\n")
+    targets = ["dashboard.ui", "dashboard.jobs", "dashboard.analysis", "sdl.projection"]
+    profiles = {t: import_profile(t) for t in targets}
+    columns = ["(all)", *HEAVY]
+    print("| module | " + " | ".join(columns) + " |")
+    print("|---|" + "---:|" * len(columns))
+    for target, costs in profiles.items():
+        cells = [f"{costs[c]:.2f}" if c in costs else "–" for c in columns]
+        print(f"| {target} | " + " | ".join(cells) + " |")
+    print("\n## Largest elements per page (AppTest, protobuf bytes)\n")
+    print("| page | element | KiB |")
+    print("|---|---|---:|")
+    for title in pages:
+        for name, size in element_sizes(f"views/{title.lower()}.py"):
+            print(f"| {title} | {name} | {size / 1024:,.1f} |")
+
+
+if __name__ == "__main__":
+    main()
