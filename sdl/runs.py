@@ -377,6 +377,43 @@ def status_problems(status: dict) -> list[str]:
     return problems
 
 
+#: config.json keys that say where or how a run was kept, not what was trained: never a reason
+#: to keep two runs apart in a comparison
+BOOKKEEPING = (
+    "out", "device", "device_used", "eval_random", "save_checkpoint", "max_embeddings",
+    "snapshot_items", "versions", "world_size", "kind", "label_names", "input_shape",
+    "num_train", "num_test", "info",
+)  # fmt: skip
+
+
+def trained_settings(config: dict) -> dict:
+    """What a run trained: its config without :data:`BOOKKEEPING` keys."""
+    return {k: v for k, v in config.items() if k not in BOOKKEEPING}
+
+
+def data_key(config: dict) -> str:
+    """The data a run saw, as one string: runs with different keys must never be pooled or aligned."""
+    options = config.get("dataset_options") or {}
+    shown = ", ".join(f"{k}={options[k]}" for k in sorted(options))
+    return f"{config.get('dataset', '?')}" + (f" ({shown})" if shown else "")
+
+
+def differing_settings(configs: list[dict], ignore: tuple[str, ...] = ("seed",)) -> dict:
+    """The trained settings whose values differ between ``configs``: {name: [value per config]}.
+
+    ``ignore`` leaves out what a comparison varies on purpose (the seed; the loss, when losses are
+    compared). Values are compared as JSON text, so dicts and lists compare by content.
+    """
+    settings = [trained_settings(c) for c in configs]
+    names = sorted({k for s in settings for k in s} - set(ignore))
+    out = {}
+    for name in names:
+        values = [s.get(name) for s in settings]
+        if len({json.dumps(v, sort_keys=True, default=str) for v in values}) > 1:
+            out[name] = values
+    return out
+
+
 def read_config(run_dir: str | os.PathLike) -> dict:
     """A run's config.json, checked against the schema.
 

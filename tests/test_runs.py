@@ -49,3 +49,22 @@ def test_list_runs_separates_runs_from_broken_folders(tmp_path):
     found, errors = runs.list_runs(tmp_path)
     assert [r.name for r in found] == ["good"]
     assert len(errors) == 1 and "corrupt" in str(errors[0])
+
+
+def test_runs_of_other_data_or_settings_are_told_apart():
+    base = {"dataset": "yeast", "loss": "sdl", "seed": 0, "epochs": 5, "out": "a", "device": "cpu"}
+    other_seed = {**base, "seed": 1, "out": "b", "device": "cuda"}
+    assert runs.differing_settings([base, other_seed]) == {}  # the seed and bookkeeping only
+    longer = {**base, "epochs": 9}
+    assert runs.differing_settings([base, longer]) == {"epochs": [5, 9]}
+    mosaic = {
+        **base,
+        "dataset": "digits-mosaic",
+        "dataset_options": {"grid": 3, "preset": "nested"},
+    }
+    assert runs.data_key(base) == "yeast"
+    assert runs.data_key(mosaic) == "digits-mosaic (grid=3, preset=nested)"
+    assert runs.differing_settings([base, mosaic], ignore=("seed", "loss"))["dataset"] == [
+        "yeast",
+        "digits-mosaic",
+    ]
