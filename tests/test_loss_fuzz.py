@@ -23,7 +23,7 @@ from sdl.losses import TEMPERATURE, build_loss, compared_losses, loss_class, los
 from sdl.options import Option
 
 LOSSES = [*compared_losses(), *loss_names(label_kind="none")]
-EXAMPLES = 250  # per loss; with the chunked twins, a few thousand batches in all
+EXAMPLES = 200  # per loss; with the chunked twins, about 2,400 batches in all
 
 
 def option_values(option: Option, batch_views: int) -> st.SearchStrategy:
