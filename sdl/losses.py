@@ -350,11 +350,15 @@ class WeightedSupConLoss(nn.Module):
         The diagonal (a sample and itself) is 0. Losses whose raw weights are not on that scale
         (MulSupCon) override this.
         """
+        dtype = _weights_dtype(labels)
         labels = self._check_labels(labels, len(labels))
-        weights, _, _ = self.view_weights(
-            labels, len(labels), 1, torch.float32, torch.device("cpu")
-        )
+        weights, _, _ = self.view_weights(labels, len(labels), 1, dtype, torch.device("cpu"))
         return weights.fill_diagonal_(0.0)
+
+
+def _weights_dtype(labels) -> torch.dtype:
+    """float64 weights for float64 labels (exact references), float32 otherwise."""
+    return torch.float64 if getattr(labels, "dtype", None) == torch.float64 else torch.float32
 
 
 def _label_rows(labels) -> int:
@@ -627,7 +631,7 @@ class MulSupConLoss(WeightedSupConLoss):
 
         Every superset (R5) then reads 1 as well: only the shared labels S n T count.
         """
-        y = self._check_labels(labels, len(labels)).to(torch.float32)
+        y = self._check_labels(labels, len(labels)).to(_weights_dtype(labels))
         weights, _ = self.label_weights(y, 1)
         identical = weights.diagonal().clone()  # (B,): what a copy of the anchor's set would get
         scaled = torch.where(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sdl.losses import LOSSES, MulSupConLoss, build_loss
+from sdl.losses import LOSSES, build_loss
 from sdl.relations import Relation, relation_matrix
 
 #: losses that take multi-label sets with one view per item
@@ -159,13 +159,6 @@ def start_positions(n: int, seed: int = 0) -> np.ndarray:
     return torch.nn.functional.normalize(points, dim=1).numpy()
 
 
-def _comparable_scale(loss: str, labels: torch.Tensor, anchor: int) -> float:
-    if loss == "mulsupcon":  # folded weights: an identical item gets sum_{c in S} 1/|P_c|
-        weights, _ = MulSupConLoss.label_weights(labels, 1)
-        return float(weights[anchor, anchor])
-    return 1.0
-
-
 def simulate(
     label_sets: list[frozenset[int]],
     loss: str = "sdl",
@@ -233,14 +226,13 @@ def _train(
     first, second = torch.zeros_like(raw), torch.zeros_like(raw)
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     frames, pulls, losses = [], [], []
-    weights = None
+    # The registry's common scale (1 for an identical set), as the Relations page shows them.
+    weights = criterion.comparable_weights(labels)[anchor].numpy().copy()
     for step in range(steps + 1):
         out = criterion.forward_detailed(raw, labels, keep_log_prob=True)
         frames.append(torch.nn.functional.normalize(raw.detach(), dim=1).numpy().copy())
         pulls.append(out.logit_gradient()[anchor].detach().numpy().copy())
         losses.append(float(out.loss.detach()))
-        if weights is None:
-            weights = out.weights[anchor].detach().numpy().copy()
         if step == steps:
             break  # the last frame is recorded after the last update
         (grad,) = torch.autograd.grad(out.loss, raw)
@@ -257,7 +249,7 @@ def _train(
         labels=labels.numpy(),
         anchor=int(anchor),
         relations=relations,
-        weights=weights / _comparable_scale(loss, labels, anchor),
+        weights=weights,
         frames=np.stack(frames),
         pulls=np.stack(pulls),
         losses=np.array(losses),
