@@ -141,6 +141,7 @@ def test_missing_archive_names_the_option_and_path(tmp_path, monkeypatch):
 REAL = iu_xray.missing(None) is None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not REAL, reason="torchxrayvision (the reports' carrier) is not installed")
 def test_real_reports_parse_into_about_two_labels_each():
     reports = iu_xray.read_reports(iu_xray._archive_path(None))
