@@ -33,7 +33,22 @@ def train(
     return runs, time.perf_counter() - started
 
 
-def choose() -> dict | None:
+@st.cache_data(show_spinner=False, max_entries=32)
+def figure_spec(
+    text: str,
+    losses: tuple[str, ...],
+    anchor: int,
+    steps: int,
+    temperature: float,
+    seed: int,
+    view: str,
+) -> dict:
+    """The animated figure as a plain dict: rebuilding 60 frames of traces costs seconds a rerun."""
+    runs, _ = train(text, losses, anchor, steps, temperature, seed)
+    return playground_figure(runs, view).to_dict()
+
+
+def choose() -> dict:
     with st.form("play_form", border=True):
         cols = st.columns([2, 3])
         text = cols[0].text_area(
@@ -274,6 +289,8 @@ st.caption(
     f"{{{','.join(map(str, sorted(sets[first.anchor])))}}}; "
     f"{chosen['steps']} steps per loss trained in {seconds:.2f} s. Press ▶ play."
 )
-st.plotly_chart(playground_figure(runs, chosen["view"]), key="play_fig")
+spec = figure_spec(**chosen)
+# Built and checked once by playground_figure; a Figure (not a dict) is not validated again.
+st.plotly_chart(go.Figure(spec, _validate=False), key="play_fig")
 st.markdown("**Where each relation ends** (mean over its items; weight on the scale identical = 1)")
 st.dataframe(cosine_table(runs).style.format("{:.2f}"), key="play_table")
