@@ -155,24 +155,22 @@ def compare_plan(
     temperatures: dict[str, float],
     ablations: bool,
 ) -> dict[tuple[str, int], TrainConfig]:
-    entries = [(loss, loss, {}, preset.seeds) for loss in losses]
+    # Every loss on every seed first, then the ablations: a study cut short still has the baselines.
+    groups = [[(loss, loss, {}) for loss in losses]]
     if ablations:
-        entries += [
-            (name, "sdl", options, preset.seeds_of_ablations) for name, options in ABLATIONS.items()
-        ]
+        groups.append([(name, "sdl", options) for name, options in ABLATIONS.items()])
     plan = {}
-    for seed in preset.seeds:
-        for name, loss, options, seeds in entries:
-            if seed not in seeds:
-                continue
-            plan[(name, seed)] = replace(
-                base,
-                loss=loss,
-                loss_options=dict(options),
-                temperature=temperatures.get(loss, base.temperature),
-                seed=seed,
-                out=str(out / "runs" / f"{name.replace(':', '-')}-seed{seed}"),
-            )
+    for number, entries in enumerate(groups):
+        for seed in preset.seeds if number == 0 else preset.seeds_of_ablations:
+            for name, loss, options in entries:
+                plan[(name, seed)] = replace(
+                    base,
+                    loss=loss,
+                    loss_options=dict(options),
+                    temperature=temperatures.get(loss, base.temperature),
+                    seed=seed,
+                    out=str(out / "runs" / f"{name.replace(':', '-')}-seed{seed}"),
+                )
     return plan
 
 

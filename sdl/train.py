@@ -389,14 +389,12 @@ def write_history(run_dir: Path, history: list[dict]) -> None:
     runs.write_csv_atomic(run_dir / runs.HISTORY, pd.DataFrame(history, columns=HISTORY_COLUMNS))
 
 
-def space_functions(model: Model) -> dict[str, object]:
-    """The two spaces evaluated: the encoder's output and the head's (the projection, where a
-    contrastive loss acts; for bce, the classifier's logits, where its loss acts)."""
-    return {"encoder": model.encode, "head": model.forward}
-
-
 def evaluate_model(model: Model, data: DatasetSplits, config: TrainConfig, device) -> tuple:
     """Held-out metrics of both frozen spaces, and each space's held-out embeddings.
+
+    The two spaces: ``encoder``, the encoder's output, and ``head``, the head's output on it (the
+    projection, where a contrastive loss acts; for bce, the classifier's logits, where its loss
+    acts). The encoder runs once; the head is applied to its output.
 
     Returns:
         (metrics, {"encoder": (N_test, D), "head": (N_test, D')}). metrics holds one dict per space
@@ -405,16 +403,22 @@ def evaluate_model(model: Model, data: DatasetSplits, config: TrainConfig, devic
     """
     model.eval()
     train_rows = evaluate.seeded_subset(len(data.train), config.max_eval_train, config.data_seed)
+    train_enc = evaluate.embed(model.encode, data.train.inputs[train_rows], device)
+    test_enc = evaluate.embed(model.encode, data.test.inputs, device)
+    spaces = {
+        "encoder": (train_enc, test_enc),
+        "head": (
+            evaluate.embed(model.head, train_enc, device),
+            evaluate.embed(model.head, test_enc, device),
+        ),
+    }
     metrics: dict = {}
-    test_embs: dict[str, np.ndarray] = {}
-    for space, function in space_functions(model).items():
-        train_emb = evaluate.embed(function, data.train.inputs[train_rows], device)
-        test_embs[space] = evaluate.embed(function, data.test.inputs, device)
+    for space, (train_emb, test_emb) in spaces.items():
         metrics[space] = evaluate.evaluate_embeddings(
-            train_emb, data.train.labels[train_rows], test_embs[space], data.test.labels
+            train_emb, data.train.labels[train_rows], test_emb, data.test.labels
         )
     metrics.update({k: metrics["encoder"][k] for k in LEGACY_METRICS})
-    return metrics, test_embs
+    return metrics, {space: test for space, (_, test) in spaces.items()}
 
 
 def write_embeddings(
