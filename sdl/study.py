@@ -370,6 +370,7 @@ def run_study(
     validation_fraction: float = 0.2,
     readme: Path | None = None,
     progress: bool = True,
+    only_finished: bool = False,
 ) -> dict:
     """Run (or finish) a study and write its tables; see the module docstring.
 
@@ -383,6 +384,8 @@ def run_study(
         validation_fraction: share of train held out to choose temperatures.
         readme: a Markdown file whose ``<!-- study:{dataset} -->`` block gets the tables.
         progress: a progress bar on stderr.
+        only_finished: train nothing; tabulate the finished runs (a study cut short). The tables
+            then say how many seeds each loss has.
 
     Returns:
         study.json's content (settings, chosen temperatures, minutes).
@@ -420,18 +423,20 @@ def run_study(
         bar = tqdm(total=total, desc=f"study {dataset}", file=sys.stderr)
     data_cache: dict = {}
 
-    def step(config: TrainConfig) -> dict:
-        metrics = ensure_run(config, data_cache)
+    def step(config: TrainConfig) -> dict | None:
+        metrics = _finished(config) if only_finished else ensure_run(config, data_cache)
         if bar is not None:
             bar.update(1)
         return metrics
 
-    select_metrics = {key: step(c) for key, c in select.items()}
+    select_metrics = {key: m for key, c in select.items() if (m := step(c)) is not None}
     temperatures = choose_temperatures(select_metrics)
     plan = compare_plan(base, spec, out, losses, temperatures, ablations)
     values: dict[str, dict[int, dict]] = {}
     for (name, seed), config in plan.items():
-        values.setdefault(name, {})[seed] = step(config)
+        metrics = step(config)
+        if metrics is not None:
+            values.setdefault(name, {})[seed] = metrics
     if bar is not None:
         bar.close()
 
