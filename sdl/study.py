@@ -326,12 +326,15 @@ PAIRED_COLUMNS = ("encoder mAP", "head mAP", "head kNN-J@10", "head AUC R2>R5", 
 def study_markdown(name: str, info: dict, summary, paired, temperatures) -> str:
     """The study's tables as one Markdown block (what the README quotes)."""
     chosen = ", ".join(f"{k} {v:g}" for k, v in info["temperatures"].items())
+    took = f"{info['minutes']:.0f} min here)."
+    if info.get("only_finished"):
+        took = "tabulated from the finished runs: the 'seeds' column says how many each has)."
     return "\n\n".join(
         [
             f"`python -m sdl study --dataset {info['dataset']} --preset {info['preset']}` "
             f"(split seed {info['split_seed']}, seeds {', '.join(map(str, info['seeds']))}, "
             f"{info['epochs']} epochs; temperatures chosen on a validation split: {chosen}; "
-            f"{info['minutes']:.0f} min here).",
+            + took,
             "Mean ± std over seeds, held-out split:\n\n" + summary_markdown(summary, MAIN_COLUMNS),
             "sdl minus each other loss, paired by seed: mean [95% t interval] and verdict:\n\n"
             + paired_markdown(paired, PAIRED_COLUMNS),
@@ -454,6 +457,7 @@ def run_study(
         "ablations": list(ABLATIONS) if ablations else [],
         "ablation_seeds": list(spec.seeds_of_ablations) if ablations else [],
         "minutes": (time.perf_counter() - started) / 60,
+        "only_finished": only_finished,
     }
     previous = out / "study.json"
     if previous.is_file():  # a rerun that only read finished runs keeps the first run's time
