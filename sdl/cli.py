@@ -172,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threads", type=_option_type(THREADS), default=1, help="torch threads (default 1)"
     )
+    p.add_argument("--only-finished", action="store_true",
+                   help="train nothing: tabulate the finished runs of a study cut short")  # fmt: skip
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
 
     p = sub.add_parser("demo", help="build the dashboard's embedded demo runs")
@@ -375,6 +377,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         ablations=not args.no_ablations,
         readme=Path(args.readme) if args.readme else None,
         progress=args.progress,
+        only_finished=args.only_finished,
     )
     print((out / "study.md").read_text())
     print(f"written: {out} ({info['minutes']:.1f} min)")

@@ -361,21 +361,23 @@ def fit_logistic(
     """
     from scipy.optimize import minimize
 
-    x1 = np.hstack([np.asarray(x, np.float64), np.ones((len(x), 1))])  # (N, D+1): bias column
-    targets = np.asarray(y, np.float64)
+    # float32 products (half the memory traffic of float64); sums and L-BFGS itself in float64.
+    x1 = np.hstack([np.asarray(x, np.float32), np.ones((len(x), 1), np.float32)])  # (N, D+1)
+    targets = np.asarray(y, np.float32)
     n, d1 = x1.shape
     penalised = np.ones((d1, 1))
     penalised[-1] = 0.0  # the intercept is not penalised
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
         w = theta.reshape(d1, -1)  # (D+1, C)
-        logits = x1 @ w  # (N, C)
-        loss = (np.logaddexp(0.0, logits) - targets * logits).sum()
+        logits = x1 @ w.astype(np.float32)  # (N, C)
+        loss = float((np.logaddexp(0.0, logits) - targets * logits).sum(dtype=np.float64))
         loss += 0.5 * l2 * float((penalised * w**2).sum())
-        grad = x1.T @ (stats.logistic.cdf(logits) - targets) + l2 * penalised * w
+        residual = 0.5 * (1.0 + np.tanh(0.5 * logits)) - targets  # sigmoid, without overflow
+        grad = (x1.T @ residual).astype(np.float64) + l2 * penalised * w
         return loss / n, grad.ravel() / n
 
-    prior = targets.mean(0).clip(1e-6, 1 - 1e-6)
+    prior = targets.mean(0, dtype=np.float64).clip(1e-6, 1 - 1e-6)
     start = np.zeros((d1, targets.shape[1]))
     start[-1] = np.log(prior / (1 - prior))  # start at each label's base rate
     result = minimize(

@@ -158,25 +158,22 @@ def compare_plan(
     temperatures: dict[str, float],
     ablations: bool,
 ) -> dict[tuple[str, int], TrainConfig]:
-    entries = [(loss, loss, {}, preset.seeds) for loss in losses]
+    # Every loss on every seed first, then the ablations: a study cut short still has the baselines.
+    groups = [[(loss, loss, {}) for loss in losses]]
     if ablations:
-        entries += [
-            (name, REFERENCE, options, preset.seeds_of_ablations)
-            for name, options in ABLATIONS.items()
-        ]
+        groups.append([(name, REFERENCE, options) for name, options in ABLATIONS.items()])
     plan = {}
-    for seed in preset.seeds:
-        for name, loss, options, seeds in entries:
-            if seed not in seeds:
-                continue
-            plan[(name, seed)] = replace(
-                base,
-                loss=loss,
-                loss_options=dict(options),
-                temperature=temperatures.get(loss, base.temperature),
-                seed=seed,
-                out=str(out / "runs" / f"{name.replace(':', '-')}-seed{seed}"),
-            )
+    for number, entries in enumerate(groups):
+        for seed in preset.seeds if number == 0 else preset.seeds_of_ablations:
+            for name, loss, options in entries:
+                plan[(name, seed)] = replace(
+                    base,
+                    loss=loss,
+                    loss_options=dict(options),
+                    temperature=temperatures.get(loss, base.temperature),
+                    seed=seed,
+                    out=str(out / "runs" / f"{name.replace(':', '-')}-seed{seed}"),
+                )
     return plan
 
 
@@ -332,12 +329,15 @@ PAIRED_COLUMNS = ("encoder mAP", "head mAP", "head kNN-J@10", "head AUC R2>R5", 
 def study_markdown(name: str, info: dict, summary, paired, temperatures) -> str:
     """The study's tables as one Markdown block (what the README quotes)."""
     chosen = ", ".join(f"{k} {v:g}" for k, v in info["temperatures"].items())
+    took = f"{info['minutes']:.0f} min here)."
+    if info.get("only_finished"):
+        took = "tabulated from the finished runs: the 'seeds' column says how many each has)."
     return "\n\n".join(
         [
             f"`python -m sdl study --dataset {info['dataset']} --preset {info['preset']}` "
             f"(split seed {info['split_seed']}, seeds {', '.join(map(str, info['seeds']))}, "
             f"{info['epochs']} epochs; temperatures chosen on a validation split: {chosen}; "
-            f"{info['minutes']:.0f} min here).",
+            + took,
             "Mean ± std over seeds, held-out split:\n\n" + summary_markdown(summary, MAIN_COLUMNS),
             "sdl minus each other loss, paired by seed: mean [95% t interval] and verdict:\n\n"
             + paired_markdown(paired, PAIRED_COLUMNS),
@@ -376,6 +376,7 @@ def run_study(
     validation_fraction: float = 0.2,
     readme: Path | None = None,
     progress: bool = True,
+    only_finished: bool = False,
 ) -> dict:
     """Run (or finish) a study and write its tables; see the module docstring.
 
@@ -389,6 +390,8 @@ def run_study(
         validation_fraction: share of train held out to choose temperatures.
         readme: a Markdown file whose ``<!-- study:{dataset} -->`` block gets the tables.
         progress: a progress bar on stderr.
+        only_finished: train nothing; tabulate the finished runs (a study cut short). The tables
+            then say how many seeds each loss has.
 
     Returns:
         study.json's content (settings, chosen temperatures, minutes).
@@ -426,18 +429,20 @@ def run_study(
         bar = tqdm(total=total, desc=f"study {dataset}", file=sys.stderr)
     data_cache: dict = {}
 
-    def step(config: TrainConfig) -> dict:
-        metrics = ensure_run(config, data_cache)
+    def step(config: TrainConfig) -> dict | None:
+        metrics = _finished(config) if only_finished else ensure_run(config, data_cache)
         if bar is not None:
             bar.update(1)
         return metrics
 
-    select_metrics = {key: step(c) for key, c in select.items()}
+    select_metrics = {key: m for key, c in select.items() if (m := step(c)) is not None}
     temperatures = choose_temperatures(select_metrics)
     plan = compare_plan(base, spec, out, losses, temperatures, ablations)
     values: dict[str, dict[int, dict]] = {}
     for (name, seed), config in plan.items():
-        values.setdefault(name, {})[seed] = step(config)
+        metrics = step(config)
+        if metrics is not None:
+            values.setdefault(name, {})[seed] = metrics
     if bar is not None:
         bar.close()
 
@@ -455,6 +460,7 @@ def run_study(
         "ablations": list(ABLATIONS) if ablations else [],
         "ablation_seeds": list(spec.seeds_of_ablations) if ablations else [],
         "minutes": (time.perf_counter() - started) / 60,
+        "only_finished": only_finished,
     }
     previous = out / "study.json"
     if previous.is_file():  # a rerun that only read finished runs keeps the first run's time

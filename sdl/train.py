@@ -499,14 +499,12 @@ def write_history(run_dir: Path, history: list[dict]) -> None:
     runs.write_csv_atomic(run_dir / runs.HISTORY, pd.DataFrame(history, columns=HISTORY_COLUMNS))
 
 
-def space_functions(model: Model) -> dict[str, object]:
-    """The two spaces evaluated: the encoder's output and the head's (the projection, where a
-    contrastive loss acts; for bce, the classifier's logits, where its loss acts)."""
-    return {"encoder": model.encode, "head": model.forward}
-
-
 def evaluate_model(model: Model, data: DatasetSplits, config: TrainConfig, device) -> tuple:
     """Held-out metrics of both frozen spaces, and each space's held-out embeddings.
+
+    The two spaces: ``encoder``, the encoder's output, and ``head``, the head's output on it (the
+    projection, where a contrastive loss acts; for bce, the classifier's logits, where its loss
+    acts). The encoder runs once; the head is applied to its output.
 
     Returns:
         (metrics, {"encoder": (N_test, D), "head": (N_test, D')}). metrics holds one dict per space
@@ -515,12 +513,15 @@ def evaluate_model(model: Model, data: DatasetSplits, config: TrainConfig, devic
     """
     model.eval()
     train_rows = evaluate.seeded_subset(len(data.train), config.max_eval_train, config.data_seed)
+    train_enc = evaluate.embed(model.encode, data.train.inputs[train_rows], device)
+    test_enc = evaluate.embed(model.encode, data.test.inputs, device)
+    # The head runs on the encoder's output: one pass of the encoder serves both spaces.
     spaces = {
-        space: (
-            evaluate.embed(function, data.train.inputs[train_rows], device),
-            evaluate.embed(function, data.test.inputs, device),
-        )
-        for space, function in space_functions(model).items()
+        "encoder": (train_enc, test_enc),
+        "head": (
+            evaluate.embed(model.head, train_enc, device),
+            evaluate.embed(model.head, test_enc, device),
+        ),
     }
     metrics = evaluate.metrics_record(spaces, data.train.labels[train_rows], data.test.labels)
     return metrics, {space: test for space, (_, test) in spaces.items()}

@@ -2,6 +2,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from sdl import runs, study
@@ -127,6 +128,14 @@ def test_a_tiny_study_runs_resumes_and_fills_the_readme(tmp_path, monkeypatch):
         "digits-mosaic", out, preset="tiny", losses=("sdl", "all"), ablations=False, progress=False
     )
     assert again["temperatures"] == info["temperatures"]
+    # A study cut short: only_finished tabulates what is there, training nothing.
+    runs.write_status(out / "runs" / "all-seed1", "running")
+    study.run_study(
+        "digits-mosaic", out, preset="tiny", losses=("sdl", "all"), ablations=False,
+        progress=False, only_finished=True,
+    )  # fmt: skip
+    summary = {r["loss"]: r["seeds"] for _, r in pd.read_csv(out / "summary.csv").iterrows()}
+    assert summary == {"sdl": 2, "all": 1}
 
 
 def test_study_configs_are_valid_train_configs(tmp_path):
