@@ -23,8 +23,6 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from scipy import stats
-from sklearn.metrics import average_precision_score, f1_score
 from threadpoolctl import threadpool_limits
 
 from sdl.relations import Relation, pair_counts, relation_matrix, sd_weights_from_counts
@@ -283,6 +281,8 @@ def sd_surface(
 
 def _row_spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Spearman's rho of each row of x against the same row of y, (R, M) -> (R,); NaN if constant."""
+    from scipy import stats  # imported here: scipy/sklearn take seconds to import
+
     rx = stats.rankdata(x, axis=1) - (x.shape[1] + 1) / 2
     ry = stats.rankdata(y, axis=1) - (y.shape[1] + 1) / 2
     denominator = np.sqrt((rx**2).sum(1) * (ry**2).sum(1))
@@ -412,6 +412,8 @@ def probe_scores(
 
     A label constant in the training split is predicted as that constant.
     """
+    from scipy import stats  # imported here: scipy/sklearn take seconds to import
+
     if solver not in PROBE_SOLVERS:
         raise ValueError(f"solver must be one of {PROBE_SOLVERS}, got {solver!r}")
     x_train, x_test = _standardise(x_train, x_test)
@@ -456,6 +458,8 @@ def linear_probe(
     Raises:
         ValueError: shapes disagree, NaN/inf, or no label has a positive in the test split.
     """
+    from sklearn import metrics  # imported here: scipy/sklearn take seconds to import
+
     x_train, y_train = _check_pair(train_emb, train_labels, "train")
     x_test, y_test = _check_pair(test_emb, test_labels, "test")
     if y_train.shape[1] != y_test.shape[1] or x_train.shape[1] != x_test.shape[1]:
@@ -467,11 +471,13 @@ def linear_probe(
     predicted = (scores >= threshold).astype(np.uint8)
     return {
         "mAP": float(
-            average_precision_score(y_test[:, present], scores[:, present], average="macro")
+            metrics.average_precision_score(y_test[:, present], scores[:, present], average="macro")
         ),
-        "micro_f1": float(f1_score(y_test, predicted, average="micro", zero_division=0)),
+        "micro_f1": float(metrics.f1_score(y_test, predicted, average="micro", zero_division=0)),
         "macro_f1": float(
-            f1_score(y_test[:, present], predicted[:, present], average="macro", zero_division=0)
+            metrics.f1_score(
+                y_test[:, present], predicted[:, present], average="macro", zero_division=0
+            )
         ),
     }
 
@@ -623,6 +629,8 @@ def embed(
 # --- over seeds ----------------------------------------------------------------------------------------
 def _t_interval(values: np.ndarray, level: float) -> tuple[float, float, float, float]:
     """(mean, sample std, low, high) of a Student t interval; std and bounds NaN below 2 values."""
+    from scipy import stats  # imported here: scipy/sklearn take seconds to import
+
     n = len(values)
     mean = float(values.mean()) if n else math.nan
     if n < 2:
