@@ -124,3 +124,20 @@ def test_registry_refuses_any_empty_split(monkeypatch):
     )
     with pytest.raises(ValueError, match=r"fake.*test split is empty"):
         load_dataset("fake")
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"n_train": "abc"}, "n_train must be an integer"),
+        ({"n_train": 2.5}, "n_train must be an integer"),
+        ({"n_test": True}, "n_test must be an integer"),
+        ({"test_fraction": "half"}, "test_fraction must be a number"),
+        ({"preset": 3}, "preset must be text"),
+    ],
+)
+def test_ill_typed_dataset_options_name_the_option(options, match):
+    from sdl.data import load_dataset
+
+    with pytest.raises(ValueError, match=match):
+        load_dataset("digits-mosaic", **options)

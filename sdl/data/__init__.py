@@ -9,6 +9,7 @@ the same items.
 from __future__ import annotations
 
 import inspect
+import math
 import time
 
 import numpy as np
@@ -73,6 +74,27 @@ def dataset_options(name: str) -> dict[str, object]:
     }
 
 
+def _check_option_type(dataset: str, key: str, value: object, default: object) -> None:
+    """A value of the same kind as the option's default (an int for an int, a number for a float,
+    text for text), so ``n_train=abc`` is one clear message and not a TypeError deep in a loader."""
+    if default is None or isinstance(default, bool):
+        return  # free-form (None) or checked by the loader itself (bools)
+    if isinstance(default, int):
+        ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok, kind = ok and math.isfinite(value), "a number"
+    elif isinstance(default, str):
+        ok, kind = isinstance(value, str), "text"
+    else:
+        return
+    if not ok:
+        raise ValueError(
+            f"dataset {dataset!r}: option {key} must be {kind} (like its default {default!r}), "
+            f"got {value!r}"
+        )
+
+
 def load_dataset(name: str, seed: int = 0, root: str | None = None, **options) -> DatasetSplits:
     """Load a dataset's fixed train/test split.
 
@@ -94,6 +116,8 @@ def load_dataset(name: str, seed: int = 0, root: str | None = None, **options) -
             f"unknown option(s) {', '.join(map(repr, unknown))} for dataset {name!r}; "
             f"it takes: {', '.join(known) or 'none'}"
         )
+    for key, value in options.items():
+        _check_option_type(name, key, value, known[key])
     splits = info.load(seed=seed, root=root, **options)
     for split in ("train", "test"):
         # Caught here rather than after an epoch of training or in an evaluation that divides by 0.
