@@ -6,6 +6,7 @@ import base64
 import html
 import io
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from dashboard import sources
+from dashboard import analysis, sources
 from dashboard.sources import RunRef
 from sdl.runs import EMBEDDINGS, Run, RunError, folder_signature, read_embeddings
 
@@ -25,6 +26,44 @@ STATE_ICONS = {
     "stopped": ":orange[:material/stop_circle:]",
     "unknown": ":gray[:material/help:]",
 }
+
+
+# --- shareable state: a page's main choices in the URL ---------------------------------------------
+
+
+def url_state(key: str, param: str, options: Sequence[object], multi: bool = False) -> None:
+    """Keep widget ``key``'s value in the URL as ``?param=...``, so a link reopens the same view.
+
+    Call it just before the widget. On a session's first sight of ``key`` a valid value in the URL
+    becomes the widget's value; an invalid one is ignored with a note. Afterwards the widget's value
+    is written to the URL on each run. Values are matched as text against ``options``.
+
+    Args:
+        key: the widget's session-state key.
+        param: the query parameter's name.
+        options: the values the widget accepts.
+        multi: the widget holds a list (a multiselect); the URL repeats the parameter.
+    """
+    by_text = {str(option): option for option in options}
+    seeded = f"_url_seeded_{key}"
+    if key not in st.session_state and not st.session_state.get(seeded):
+        st.session_state[seeded] = True
+        texts = st.query_params.get_all(param)
+        if texts:
+            good = [by_text[t] for t in texts if t in by_text]
+            bad = [t for t in texts if t not in by_text]
+            if bad:
+                shown = ", ".join(list(by_text)[:8]) + (" …" if len(by_text) > 8 else "")
+                st.caption(
+                    f":material/link_off: The link's {md_text(param)}="
+                    f"{md_text(', '.join(bad))} is not one of {md_text(shown)}: ignored."
+                )
+            if good:
+                st.session_state[key] = good if multi else good[0]
+        return
+    if key in st.session_state:
+        value = st.session_state[key]
+        st.query_params[param] = [str(v) for v in value] if multi else str(value)
 
 
 # --- where runs come from -------------------------------------------------------------------------
@@ -61,6 +100,14 @@ def runs_folder() -> Path | None:
 def _load_folder(root: str, source: str, signature: tuple) -> tuple[list, list[str]]:
     del signature  # only part of the cache key: a changed run file reloads the folder
     return sources.load_folder(Path(root), source)
+
+
+def folder_runs(root: Path, source: str) -> tuple[list[tuple[RunRef, Run]], list[str]]:
+    """The runs of one folder (cached until a run file changes), and messages for non-runs."""
+    if not root.is_dir():
+        return [], []
+    refs, problems = _load_folder(str(root), source, folder_signature(root))
+    return list(refs), list(problems)
 
 
 def all_runs() -> tuple[list[tuple[RunRef, Run]], list[str]]:
@@ -180,8 +227,7 @@ def run_card(ref: RunRef, run: Run) -> None:
         if run.problems:
             st.caption(":material/warning: " + md_text("; ".join(run.problems)))
         elif run.metrics:
-            shown = {k: v for k, v in run.metrics.items() if isinstance(v, int | float)}
-            st.caption(" · ".join(f"{k} {v:.3f}" for k, v in list(shown.items())[:3]))
+            st.caption(analysis.card_metrics(run.metrics))
 
 
 # --- images -----------------------------------------------------------------------------------------
