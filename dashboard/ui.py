@@ -6,7 +6,7 @@ import base64
 import html
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,15 @@ from PIL import Image
 
 from dashboard import analysis, sources
 from dashboard.sources import RunRef
-from sdl.runs import EMBEDDINGS, Run, RunError, folder_signature, read_embeddings
+from sdl.runs import (
+    EMBEDDINGS,
+    METRICS,
+    Run,
+    RunError,
+    folder_signature,
+    read_embeddings,
+    read_json,
+)
 
 RUNS_DIR_KEY = "runs_dir"
 STATE_ICONS = {
@@ -31,7 +39,12 @@ STATE_ICONS = {
 # --- shareable state: a page's main choices in the URL ---------------------------------------------
 
 
-def url_state(key: str, param: str, options: Sequence[object], multi: bool = False) -> None:
+def url_state(
+    key: str,
+    param: str,
+    options: Sequence[object] | Callable[[str], object],
+    multi: bool = False,
+) -> None:
     """Keep widget ``key``'s value in the URL as ``?param=...``, so a link reopens the same view.
 
     Call it just before the widget. On a session's first sight of ``key`` a valid value in the URL
@@ -41,22 +54,35 @@ def url_state(key: str, param: str, options: Sequence[object], multi: bool = Fal
     Args:
         key: the widget's session-state key.
         param: the query parameter's name.
-        options: the values the widget accepts.
+        options: the values the widget accepts, or a function that parses the URL's text into
+            one (raising ValueError for a bad one), for a number.
         multi: the widget holds a list (a multiselect); the URL repeats the parameter.
     """
-    by_text = {str(option): option for option in options}
     seeded = f"_url_seeded_{key}"
     if key not in st.session_state and not st.session_state.get(seeded):
         st.session_state[seeded] = True
         texts = st.query_params.get_all(param)
         if texts:
-            good = [by_text[t] for t in texts if t in by_text]
-            bad = [t for t in texts if t not in by_text]
+            good, bad, why = [], [], ""
+            for text in texts:
+                if callable(options):
+                    try:
+                        good.append(options(text))
+                    except ValueError as exc:
+                        bad.append(text)
+                        why = str(exc)
+                    continue
+                by_text = {str(option): option for option in options}
+                if text in by_text:
+                    good.append(by_text[text])
+                else:
+                    bad.append(text)
+                    why = "not one of " + ", ".join(list(by_text)[:8])
+                    why += " …" if len(by_text) > 8 else ""
             if bad:
-                shown = ", ".join(list(by_text)[:8]) + (" …" if len(by_text) > 8 else "")
                 st.caption(
                     f":material/link_off: The link's {md_text(param)}="
-                    f"{md_text(', '.join(bad))} is not one of {md_text(shown)}: ignored."
+                    f"{md_text(', '.join(bad))} is ignored ({md_text(why)})."
                 )
             if good:
                 st.session_state[key] = good if multi else good[0]
@@ -218,6 +244,26 @@ def show_problems(run_errors: list[str], runs: list[tuple[RunRef, Run]]) -> None
         if run.problems:
             text = md_text("; ".join(run.problems))
             st.warning(f"**{md_text(ref.key)}**: {text}", icon=":material/warning:")
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _metrics_line(path: str, mtime_ns: int) -> str:
+    del mtime_ns  # part of the key: a rewritten metrics.json is read again
+    try:
+        metrics = read_json(Path(path) / METRICS)
+    except (OSError, ValueError):
+        return ""
+    return analysis.card_metrics(metrics) if isinstance(metrics, dict) else ""
+
+
+def run_metrics_line(run_dir: Path) -> str:
+    """A finished run's card numbers (:func:`dashboard.analysis.card_metrics`), or "" without a
+    readable metrics.json."""
+    try:
+        mtime = (run_dir / METRICS).stat().st_mtime_ns
+    except OSError:
+        return ""
+    return _metrics_line(str(run_dir), mtime)
 
 
 def run_card(ref: RunRef, run: Run) -> None:

@@ -126,6 +126,39 @@ def test_relations_typed_batch(app):
     assert "typed" in texts(app)
     pairs = next(d.value for d in app.dataframe if "relation" in d.value.columns)
     assert set(pairs["relation"]) == {"R1", "R2", "R3", "R4", "R5"}
+    items = next(d.value for d in app.dataframe if "item" in d.value.columns)
+    assert list(items["item"]) == list(range(10))  # the ten example sets, numbered
+    assert items["label set"].iloc[3] == "0,1,2,3"
+
+
+def test_relations_caption_names_a_variant_not_its_default_summary(app):
+    from sdl.losses import loss_class
+
+    caption = "\n".join(c.value for c in app.caption)
+    assert loss_class("sdl").summary in caption  # default options: the registry's summary
+    app.toggle(key="rel_opt_sdl_symmetric").set_value(True).run()
+    no_exceptions(app)
+    caption = "\n".join(c.value for c in app.caption)
+    assert loss_class("sdl").summary not in caption
+    assert "sdl (symmetric=True)**: a variant" in caption
+    assert app.query_params["sdl.symmetric"] in ("True", ["True"])
+
+
+def test_relations_reopen_from_the_url(folders, monkeypatch):
+    demo, runs = folders
+    monkeypatch.setenv("SDL_DASHBOARD_DEMO", str(demo))
+    monkeypatch.setenv("SDL_DASHBOARD_ROOTS", str(runs.parent))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["source"] = "Type"
+    at.query_params["anchor"] = "3"
+    at.query_params["sdl.symmetric"] = "True"
+    at.query_params["sdl.dissimilarity"] = "bogus"
+    at.run()
+    no_exceptions(at)
+    assert at.radio(key="rel_source").value == "Type"
+    assert "Anchor 3" in "\n".join(s.value for s in at.subheader)
+    assert at.toggle(key="rel_opt_sdl_symmetric").value is True
+    assert "bogus" in texts(at) and "ignored" in texts(at)
 
 
 def test_relations_dataset_batch(app):
@@ -154,6 +187,13 @@ def test_training_page_shows_every_state(app):
     assert len(app.button) == 0 or all(
         b.key is None or not b.key.startswith("cancel_") for b in app.button
     )
+
+
+def test_training_cards_of_finished_runs_show_their_metrics(app):
+    app.switch_page("views/training.py").run()
+    no_exceptions(app)
+    shown = texts(app)
+    assert "head mAP" in shown and "kNN-J@10" in shown and "R2>R5 AUC" in shown
 
 
 def test_training_start_and_cancel(app, folders, monkeypatch):
@@ -298,7 +338,7 @@ def test_compare_reopens_from_the_url_and_ignores_bad_values(folders, monkeypatc
     bad.run()
     no_exceptions(bad)
     assert bad.radio(key="cmp_space").value == "head"
-    assert "nowhere" in texts(bad)  # ignored, with a note
+    assert "nowhere" in texts(bad) and "ignored" in texts(bad)
 
 
 def test_compare_subset_and_curve_choice(app):

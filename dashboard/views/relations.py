@@ -79,6 +79,7 @@ def _loss_terms(embeddings, labels, anchor, loss, temperature, options):
 
 def choose_source(has_runs: bool) -> str:
     options = SOURCES if has_runs else SOURCES[1:]
+    ui.url_state("rel_source", "source", options)
     return st.radio(
         "Where the batch comes from",
         options,
@@ -170,15 +171,31 @@ def batch_typed() -> Batch | None:
         "One label set per row, as label numbers separated by commas (`0,2,5`); `-` is an empty set. "
         "Add or delete rows at the table's edge."
     )
-    edited = st.data_editor(
-        pd.DataFrame({"labels": EXAMPLE_SETS}),
-        num_rows="dynamic",
-        key="rel_typed",
-        column_config={"labels": st.column_config.TextColumn("label set", required=False)},
-        width=320,
-        height=420,
-    )
+    typing, numbered = st.columns([1, 1])
+    with typing:
+        edited = st.data_editor(
+            pd.DataFrame({"labels": EXAMPLE_SETS}),
+            num_rows="dynamic",
+            key="rel_typed",
+            column_config={"labels": st.column_config.TextColumn("label set", required=False)},
+            width=320,
+            height=420,
+        )
     labels, problems = analysis.parse_label_sets(list(edited["labels"]))
+    with numbered:
+        # Blank rows are skipped, so an item's number is its place among the sets read.
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "item": np.arange(len(labels)),
+                    "label set": [analysis.format_label_set(r) for r in labels],
+                }
+            ),
+            hide_index=True,
+            width=240,
+            height=420,
+            key="rel_typed_items",
+        )
     for problem in problems:
         ui.run_error(problem)
     if len(labels) < 2:
@@ -204,20 +221,26 @@ def weight_options(loss: str) -> tuple[Option, ...]:
     return tuple(o for o in loss_class(loss).options if o.group == "weights")
 
 
-def option_control(option: Option, key: str, container) -> object:
-    """A compact control for a weight option: radio for choices, toggle for a flag, number else."""
+def option_control(option: Option, key: str, container, param: str) -> object:
+    """A compact control for a weight option: radio for choices, toggle for a flag, number else;
+    its value lives in the URL as ``param``."""
     if option.choices is not None:
+        ui.url_state(key, param, option.choices)
         return container.radio(option.name, option.choices, key=key, help=option.help)
     if option.kind is bool:
+        ui.url_state(key, param, (True, False))
         return bool(container.toggle(option.name, key=key, help=option.help))
+    ui.url_state(key, param, option.parse)
+    # A value set through the URL (session state) must not meet a default as well.
+    value = {} if key in st.session_state else {"value": option.default}
     return option.parse(
         container.number_input(
             option.name,
             min_value=option.low,
             max_value=(option.high - 1e-6) if option.high_open else option.high,
-            value=option.default,
             key=key,
             help=option.help,
+            **value,
         )
     )
 
@@ -233,7 +256,7 @@ def choose_variants(losses: list[str]) -> dict[str, dict]:
             st.markdown(f"**{loss}** · {loss_class(loss).summary}")
             cols = st.columns(max(4, len(options)))
             chosen[loss] = {
-                o.name: option_control(o, f"rel_opt_{loss}_{o.name}", cols[n])
+                o.name: option_control(o, f"rel_opt_{loss}_{o.name}", cols[n], f"{loss}.{o.name}")
                 for n, o in enumerate(options)
             }
     return chosen
@@ -245,14 +268,18 @@ def is_default(loss: str, options: dict | None) -> bool:
 
 
 def choose_anchor(batch: Batch, rel: np.ndarray) -> int:
+    key = f"rel_anchor_{batch.token}"
+    ui.url_state(key, "anchor", list(range(len(batch.labels))))
+    # A value set through the URL (session state) must not meet a default as well.
+    value = {} if key in st.session_state else {"value": explain.most_varied_anchor(rel)}
     return int(
         st.number_input(
             f"Anchor (item 0–{len(batch.labels) - 1})",
             0,
             len(batch.labels) - 1,
-            explain.most_varied_anchor(rel),
-            key=f"rel_anchor_{batch.token}",
+            key=key,
             help="The anchor's row of the matrix: how every other item relates to it.",
+            **value,
         )
     )
 
@@ -538,7 +565,13 @@ def weights_section(batch: Batch, anchor: int, options: dict[str, dict]) -> None
     names = {loss: loss_label(loss, options.get(loss)) for loss in losses}
     fig = weights_figure(table, scope, names)
     st.plotly_chart(fig, key="rel_weights")
-    summaries = " · ".join(f"**{names[n]}**: {loss_class(n).summary}" for n in losses)
+    # A loss's summary describes its default weights; a variant's bars are the variant's own.
+    summaries = " · ".join(
+        f"**{names[n]}**: {loss_class(n).summary}"
+        if is_default(n, options.get(n))
+        else f"**{names[n]}**: a variant, the bars show its weights"
+        for n in losses
+    )
     st.caption(
         summaries + ". Every weight is on one scale, 1 for an identical set (MulSupCon's sum of "
         "1/|P_c| over the shared labels is divided by what an identical sample would get)."
