@@ -29,13 +29,23 @@ def choose_runs(runs: list[tuple[RunRef, Run]]) -> list[tuple[RunRef, Run]]:
     return [by_key[k] for k in chosen]
 
 
-def choose_space() -> str:
+def choose_space(runs: list[tuple[RunRef, Run]]) -> str:
     ui.url_state("cmp_space", "space", analysis.SPACES)
+    measured = [run.metrics for _, run in runs if run.metrics]
+    head = any(analysis.space_metrics(m, "head") is not None for m in measured)
+    # Runs from before both spaces were measured hold the encoder's metrics only: open on those.
+    index = {} if "cmp_space" in st.session_state else {"index": 0 if head or not measured else 1}
+    if measured and not head:
+        st.caption(
+            "These runs measured only the encoder's space (they were trained before both spaces "
+            "were measured); retrain them to see the head's."
+        )
     return st.radio(
         "Space",
         analysis.SPACES,
         horizontal=True,
         key="cmp_space",
+        **index,
         format_func=lambda s: {"head": "head (what the loss trained)", "encoder": "encoder"}[s],
         help="Every run measures both: the projection head's output, which the loss shapes, "
         "and the encoder's, which a downstream task would use.",
@@ -244,7 +254,7 @@ def render() -> None:
         for number, (ref, run) in enumerate(runs):
             with cols[number % 3]:
                 ui.run_card(ref, run)
-    space = choose_space()
+    space = choose_space(runs)
     chosen = choose_runs(runs)
     if not chosen:
         st.info("Choose at least one run.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,6 +68,18 @@ def _weights_by_relation(
     labels: np.ndarray, anchor: int | None, losses: tuple[str, ...], options: dict
 ) -> pd.DataFrame:
     return explain.weights_by_relation(labels, anchor, losses, options)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _anchor_pairs(labels: np.ndarray, anchor: int, sdl_options: dict) -> pd.DataFrame:
+    return explain.anchor_pairs(labels, anchor, sdl_options)
+
+
+@st.cache_resource(show_spinner=False, max_entries=24)
+def _factor_figure(token: str, options: str, which: str, _matrix: np.ndarray, title: str):
+    """A factor heatmap, built once per batch and variant (a B x B heatmap takes a while)."""
+    del token, options, which  # the key: the batch, the variant and which factor
+    return factor_figure(_matrix, title)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -376,26 +389,40 @@ def factor_figure(matrix: np.ndarray, title: str) -> go.Figure:
 
 def weights_figure(table: pd.DataFrame, scope: str, names: dict[str, str]) -> go.Figure:
     """Grouped bars per relation; ``names`` gives each loss's legend name (its active variant)."""
-    table = table.assign(shown=table["loss"].map(names))
-    colours = {names[loss]: colour for loss, colour in loss_colors(names).items()}
-    fig = px.bar(
-        table,
-        x="relation",
-        y="weight",
-        color="shown",
-        barmode="group",
-        color_discrete_map=colours,
-        category_orders={"relation": RELATION_ORDER, "shown": list(names.values())},
-        text="weight",
-        hover_data={"pairs": True, "name": True},
-    )
-    fig.update_traces(texttemplate="%{y:.2f}", textposition="outside", cliponaxis=False)
+    colours = loss_colors(names)
+    fig = go.Figure()
+    # One go.Bar per loss: plotly express builds the same figure several times slower.
+    for loss, shown in names.items():
+        rows = (
+            table[table["loss"] == loss]
+            .set_index("relation")
+            .reindex(RELATION_ORDER)
+            .dropna(subset=["weight"])
+        )
+        fig.add_trace(
+            go.Bar(
+                name=shown,
+                x=list(rows.index),
+                y=rows["weight"].to_numpy(),
+                marker_color=colours[loss],
+                text=rows["weight"].to_numpy(),
+                texttemplate="%{y:.2f}",
+                textposition="outside",
+                cliponaxis=False,
+                customdata=rows[["pairs"]].to_numpy(),
+                hovertemplate=f"{shown}<br>%{{x}}: %{{y:.3f}} over %{{customdata[0]}} pairs"
+                "<extra></extra>",
+            )
+        )
     fig.update_layout(
+        barmode="group",
         title=f"Mean pair weight per relation, {scope}",
         height=420,
         yaxis={"range": [0, 1.18], "title": "weight (R2 = 1)"},
         xaxis={
             "title": "relation of the sample to the anchor",
+            "categoryorder": "array",
+            "categoryarray": RELATION_ORDER,
             "tickvals": RELATION_ORDER,
             "ticktext": [RELATION_LABELS[k] for k in RELATION_ORDER],
         },
@@ -427,7 +454,7 @@ def item_view(batch: Batch, index: int) -> None:
 
 
 def pairs_table(batch: Batch, anchor: int, sdl_options: dict) -> None:
-    table = explain.anchor_pairs(batch.labels, anchor, sdl_options)
+    table = _anchor_pairs(batch.labels, anchor, sdl_options).copy()
     table.insert(
         1,
         "labels",
@@ -529,7 +556,7 @@ def loss_terms_section(batch: Batch, anchor: int, options: dict[str, dict]) -> N
         st.dataframe(style_relations(shown), hide_index=True, height=420, key="rel_terms_table")
 
 
-def factors_section(rel: explain.BatchRelations, sdl_options: dict) -> None:
+def factors_section(rel: explain.BatchRelations, sdl_options: dict, token: str) -> None:
     label = loss_label(SDLoss.name, sdl_options)
     formula = SDLoss.weight_formula(sdl_options)
     st.subheader(f"The factors: K^s, K^d and the weight of {label}")
@@ -550,7 +577,8 @@ def factors_section(rel: explain.BatchRelations, sdl_options: dict) -> None:
         ("ks", "kd", "w"),
         strict=True,
     ):
-        col.plotly_chart(factor_figure(matrix, title), key=f"rel_{key}")
+        fig = _factor_figure(token, json.dumps(sdl_options, sort_keys=True), key, matrix, title)
+        col.plotly_chart(fig, key=f"rel_{key}")
 
 
 def weights_section(batch: Batch, anchor: int, options: dict[str, dict]) -> None:
@@ -607,7 +635,7 @@ def render() -> None:
     with anchor_holder:
         st.plotly_chart(relation_matrix_figure(rel.relation, anchor), key="rel_matrix")
 
-    factors_section(rel, sdl_options)
+    factors_section(rel, sdl_options, batch.token)
     st.subheader(f"Anchor {anchor}: its pairs")
     pairs_table(batch, anchor, sdl_options)
     weights_section(batch, anchor, options)
