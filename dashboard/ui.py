@@ -79,8 +79,8 @@ def url_state(
                     bad.append(text)
                     why = "not one of " + ", ".join(list(by_text)[:8])
                     why += " …" if len(by_text) > 8 else ""
-            if bad:
-                st.caption(
+            if bad:  # in the sidebar: the widget may sit in a closed expander
+                st.sidebar.caption(
                     f":material/link_off: The link's {md_text(param)}="
                     f"{md_text(', '.join(bad))} is ignored ({md_text(why)})."
                 )

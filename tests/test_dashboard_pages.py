@@ -298,8 +298,8 @@ def test_compare_never_pools_other_data_or_settings(app, tmp_path_factory):
         path = write_sample_run(other / name, "sdl", seed=3, n=80)
         config = json.loads((path / "config.json").read_text())
         (path / "config.json").write_text(json.dumps({**config, **changes}))
-    app.text_input(key="runs_dir").set_value(str(other)).run()
     app.switch_page("views/compare.py").run()
+    app.text_input(key="runs_dir").set_value(str(other)).run()  # on the page: its runs change
     no_exceptions(app)
     tables = [d.value for d in app.dataframe if "mAP" in d.value.columns]
     by_index = {tuple(t.index): t for t in tables}

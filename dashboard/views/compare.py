@@ -25,7 +25,14 @@ DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
 def choose_runs(runs: list[tuple[RunRef, Run]]) -> list[tuple[RunRef, Run]]:
     by_key = {ref.key: (ref, run) for ref, run in runs}
     ui.url_state("cmp_runs", "runs", list(by_key), multi=True)
-    chosen = st.multiselect("Runs", list(by_key), default=list(by_key), key="cmp_runs")
+    if "cmp_runs" in st.session_state:
+        # Another runs folder: drop the runs that went, choose the ones that came.
+        known = st.session_state.get("_cmp_known", list(by_key))
+        kept = [k for k in st.session_state["cmp_runs"] if k in by_key]
+        st.session_state["cmp_runs"] = kept + [k for k in by_key if k not in known]
+    st.session_state["_cmp_known"] = list(by_key)
+    default = {} if "cmp_runs" in st.session_state else {"default": list(by_key)}
+    chosen = st.multiselect("Runs", list(by_key), key="cmp_runs", **default)
     return [by_key[k] for k in chosen]
 
 

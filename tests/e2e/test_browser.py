@@ -212,7 +212,8 @@ def test_guided_tour(server, page):
     check(page, "0-tour")
     sidebar.get_by_role("button", name="Hide the tour").click()
     settle(page, charts=5)
-    assert sidebar.get_by_text("Guided tour").count() == 0
+    assert sidebar.get_by_role("button", name="Hide the tour").count() == 0
+    assert sidebar.get_by_role("button", name="Show the guided tour").count() == 1
     check(page, "0-tour-hidden")
 
 
