@@ -122,7 +122,12 @@ def comparison_groups(configs: Sequence[dict]) -> list[tuple[str, str]]:
     for config, key in zip(configs, keys, strict=True):
         same_data = [c for c, k in zip(configs, keys, strict=True) if k == key]
         differing = differing_settings(same_data, ignore=_GROUPED_ELSEWHERE)
-        label = loss_label(str(config.get("loss", "?")), config.get("loss_options") or {})
+        loss, options = str(config.get("loss", "?")), config.get("loss_options") or {}
+        try:
+            label = loss_label(loss, options)
+        except (ValueError, TypeError, AttributeError):  # a loss this checkout does not know
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(dict(options).items()))
+            label = f"{loss} ({shown})" if shown else loss
         extra = [f"{name}={config.get(name)}" for name in differing]
         labels.append(" · ".join([label, *extra]))
     return list(zip(keys, labels, strict=True))
@@ -149,7 +154,8 @@ def card_metrics(metrics: dict) -> str:
     for name, shown in (("mAP", f"{space} mAP"), ("knn_jaccard@10", "kNN-J@10")):
         if isinstance(values.get(name), int | float):
             parts.append(f"{shown} {values[name]:.3f}")
-    auc = (values.get("relation_auc") or {}).get("R2>R5")
+    aucs = values.get("relation_auc")
+    auc = aucs.get("R2>R5") if isinstance(aucs, dict) else None
     if isinstance(auc, int | float) and math.isfinite(auc):
         parts.append(f"R2>R5 AUC {auc:.3f}")
     return " · ".join(parts)
@@ -225,7 +231,8 @@ def relation_auc_table(rows: Sequence[tuple[str, dict]]) -> pd.DataFrame:
     then any others."""
     values: dict[tuple[str, str], list[float]] = {}
     for name, metrics in rows:
-        for relation, value in (metrics.get("relation_auc") or {}).items():
+        aucs = metrics.get("relation_auc")
+        for relation, value in (aucs if isinstance(aucs, dict) else {}).items():
             if isinstance(value, int | float):
                 values.setdefault((name, relation), []).append(float(value))
     known = {r: i for i, r in enumerate(RELATION_AUCS)}

@@ -125,3 +125,8 @@ def test_card_metrics_names_head_map_knn_and_r2_r5():
     }
     assert analysis.card_metrics(metrics) == "head mAP 0.812 · kNN-J@10 0.500 · R2>R5 AUC 0.660"
     assert analysis.card_metrics({"mAP": 0.3}) == "encoder mAP 0.300"
+
+
+def test_an_unknown_loss_is_grouped_under_its_own_name():
+    groups = analysis.comparison_groups([_config(loss="gone", loss_options={"x": 1}), _config()])
+    assert [g[1] for g in groups] == ["gone (x=1)", "sdl"]

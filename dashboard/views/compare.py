@@ -154,8 +154,11 @@ def sd_cells(surfaces: list[list[dict]]) -> pd.DataFrame:
     run, then the mean over runs (seeds count equally)."""
     per_run = []
     for surface in surfaces:
-        frame = pd.DataFrame(surface)
-        if frame.empty or "cosine" not in frame:
+        try:
+            frame = pd.DataFrame(surface)
+        except (ValueError, TypeError):  # not a list of records: nothing to draw
+            continue
+        if frame.empty or not {"cosine", "pairs", "extra", "missing"} <= set(frame.columns):
             continue
         frame = frame.assign(weighted=frame["cosine"] * frame["pairs"])
         cells = frame.groupby(["extra", "missing"])[["weighted", "pairs"]].sum()
@@ -243,7 +246,7 @@ def data_section(
         ui.download_figure(fig, "relation_aucs", f"dl_auc{key}")
     surfaces: dict[str, list] = {}
     for label, metrics in rows:
-        if metrics.get("sd_surface"):
+        if isinstance(metrics.get("sd_surface"), list) and metrics["sd_surface"]:
             surfaces.setdefault(label, []).append(metrics["sd_surface"])
     sd_surface_section(surfaces, str(number), space)
 
