@@ -12,9 +12,20 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from sdl.evaluate import relation_similarities
+from sdl.evaluate import relation_similarities, seed_summary
 from sdl.explain import MAX_BATCH, MAX_LABELS
+from sdl.losses import loss_label
 from sdl.relations import Relation
+from sdl.runs import data_key, differing_settings
+
+#: the metric spaces of a run's metrics.json; the head is what the loss trained
+SPACES = ("head", "encoder")
+#: the anchor-centred relation AUCs, in the order the pages show them (R4 = R5 by construction,
+#: so their cosine profile is no evidence; these AUCs are)
+RELATION_AUCS = ("R2>R5", "R2>R4", "R4>R5", "R4>R3", "R5>R3", "positive>R1")
+#: settings a comparison groups by elsewhere: the data (its own section), the loss (the row's
+#: name) and the seed (what is pooled)
+_GROUPED_ELSEWHERE = ("seed", "loss", "loss_options", "dataset", "dataset_options")
 
 
 # --- label sets as text -------------------------------------------------------------------------
@@ -98,31 +109,87 @@ def metric_direction(name: str) -> int | None:
     return 1
 
 
+def comparison_groups(configs: Sequence[dict]) -> list[tuple[str, str]]:
+    """(data, group) of each run: only runs with the same data and the same trained settings
+    apart from the seed are ever pooled.
+
+    The data is :func:`sdl.runs.data_key`. The group is the loss with its non-default options
+    (:func:`sdl.losses.loss_label`), then every other trained setting that differs between the
+    runs on the same data, e.g. "sdl · epochs=6".
+    """
+    keys = [data_key(c) for c in configs]
+    labels = []
+    for config, key in zip(configs, keys, strict=True):
+        same_data = [c for c, k in zip(configs, keys, strict=True) if k == key]
+        differing = differing_settings(same_data, ignore=_GROUPED_ELSEWHERE)
+        loss, options = str(config.get("loss", "?")), config.get("loss_options") or {}
+        try:
+            label = loss_label(loss, options)
+        except (ValueError, TypeError, AttributeError):  # a loss this checkout does not know
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(dict(options).items()))
+            label = f"{loss} ({shown})" if shown else loss
+        extra = [f"{name}={config.get(name)}" for name in differing]
+        labels.append(" · ".join([label, *extra]))
+    return list(zip(keys, labels, strict=True))
+
+
+def space_metrics(metrics: dict, space: str) -> dict | None:
+    """One space's metrics; a run from before both spaces were measured holds only the encoder's,
+    at the top level. None when the run did not measure ``space``."""
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {SPACES}, got {space!r}")
+    if isinstance(metrics.get(space), dict):
+        return metrics[space]
+    if space == "encoder" and not any(isinstance(metrics.get(s), dict) for s in SPACES):
+        return metrics
+    return None
+
+
+def card_metrics(metrics: dict) -> str:
+    """The three numbers a run card shows: head mAP, kNN-Jaccard@10 and the R2>R5 AUC (the
+    encoder's for a run that measured only it)."""
+    space = "head" if space_metrics(metrics, "head") is not None else "encoder"
+    values = space_metrics(metrics, space) or {}
+    parts = []
+    for name, shown in (("mAP", f"{space} mAP"), ("knn_jaccard@10", "kNN-J@10")):
+        if isinstance(values.get(name), int | float):
+            parts.append(f"{shown} {values[name]:.3f}")
+    aucs = values.get("relation_auc")
+    auc = aucs.get("R2>R5") if isinstance(aucs, dict) else None
+    if isinstance(auc, int | float) and math.isfinite(auc):
+        parts.append(f"R2>R5 AUC {auc:.3f}")
+    return " · ".join(parts)
+
+
 def metrics_summary(rows: Sequence[tuple[str, dict]]) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Mean and sample std (NaN for one run) over seeds of every metric, grouped by loss.
+    """Mean, sample std and 95% t interval over seeds of every metric, grouped by the row's name
+    (:func:`sdl.evaluate.seed_summary`, the statistics of the CLI and the studies).
 
     Args:
-        rows: (loss name, metrics dict) per run.
+        rows: (group name, metrics dict) per run; only runs of one group are pooled.
 
     Returns:
-        A frame indexed by loss with columns (metric, "mean"|"std"|"runs"), and for each metric with
-        a direction the loss that is best by mean.
+        A frame indexed by group with columns (metric, "mean"|"std"|"ci_low"|"ci_high"|"runs"),
+        and for each metric with a direction the group that is best by mean.
     """
-    records = []
-    for loss, metrics in rows:
-        flat = flatten_metrics(metrics)
-        for metric, value in flat.items():
-            records.append({"loss": loss, "metric": metric, "value": value})
-    if not records:
+    values: dict[tuple[str, str], list[float]] = {}
+    for name, metrics in rows:
+        for metric, value in flatten_metrics(metrics).items():
+            values.setdefault((name, metric), []).append(value)
+    if not values:
         return pd.DataFrame(), {}
-    frame = pd.DataFrame(records)
-    grouped = frame.groupby(["loss", "metric"])["value"]
-    summary = pd.DataFrame(
-        {"mean": grouped.mean(), "std": grouped.std(ddof=1), "runs": grouped.count()}
-    )
-    table = summary.unstack("metric").swaplevel(0, 1, axis=1).sort_index(axis=1)
+    records = []
+    for (name, metric), seeds in values.items():
+        summary = seed_summary(seeds)
+        records.append(
+            {"loss": name, "metric": metric, "mean": summary["mean"], "std": summary["std"],
+             "ci_low": summary["ci_low"], "ci_high": summary["ci_high"], "runs": summary["n"]}
+        )  # fmt: skip
+    frame = pd.DataFrame(records).set_index(["loss", "metric"])
+    order = list(dict.fromkeys(name for name, _ in rows))
+    table = frame.unstack("metric").swaplevel(0, 1, axis=1).sort_index(axis=1).loc[order]
     best: dict[str, str] = {}
-    for metric in frame["metric"].unique():
+    for metric in dict.fromkeys(m for _, m in values):
         direction = metric_direction(metric)
         if direction is None:
             continue
@@ -135,7 +202,7 @@ def metrics_summary(rows: Sequence[tuple[str, dict]]) -> tuple[pd.DataFrame, dic
 def display_metrics_table(
     table: pd.DataFrame, best: dict[str, str], digits: int = 3
 ) -> pd.DataFrame:
-    """The summary as "mean ± std" strings, one column per metric, "★" on the best loss."""
+    """The summary as "mean [95% interval]" strings, one column per metric, "★" on the best."""
     if table.empty:
         return pd.DataFrame()
     metrics = list(dict.fromkeys(table.columns.get_level_values(0)))
@@ -144,16 +211,37 @@ def display_metrics_table(
         cells = []
         for loss in table.index:
             mean = table.loc[loss, (metric, "mean")]
-            std = table.loc[loss, (metric, "std")]
+            low, high = table.loc[loss, (metric, "ci_low")], table.loc[loss, (metric, "ci_high")]
             if pd.isna(mean):
                 cells.append("")
                 continue
-            # One seed has no spread to show (sample std, as in the CLI's summary.csv).
-            text = f"{mean:.{digits}f}" if pd.isna(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+            # One seed has no interval to show.
+            text = f"{mean:.{digits}f}"
+            if not (pd.isna(low) or pd.isna(high)):
+                text += f" [{low:.{digits}f}, {high:.{digits}f}]"
             cells.append(("★ " + text) if best.get(metric) == loss else text)
         out[metric] = cells
     out.insert(0, "runs", [int(table.loc[loss].xs("runs", level=1).max()) for loss in table.index])
     return out
+
+
+def relation_auc_table(rows: Sequence[tuple[str, dict]]) -> pd.DataFrame:
+    """The relation AUCs of each group over its seeds: loss, relation, n, mean, std, ci_low,
+    ci_high (rows: (group name, one space's metrics)); relations in :data:`RELATION_AUCS` order,
+    then any others."""
+    values: dict[tuple[str, str], list[float]] = {}
+    for name, metrics in rows:
+        aucs = metrics.get("relation_auc")
+        for relation, value in (aucs if isinstance(aucs, dict) else {}).items():
+            if isinstance(value, int | float):
+                values.setdefault((name, relation), []).append(float(value))
+    known = {r: i for i, r in enumerate(RELATION_AUCS)}
+    keys = sorted(values, key=lambda k: (known.get(k[1], len(known)), k[1]))
+    order = list(dict.fromkeys(name for name, _ in rows))
+    keys.sort(key=lambda k: order.index(k[0]))
+    records = [{"loss": n, "relation": r, **seed_summary(values[(n, r)])} for n, r in keys]
+    columns = ["loss", "relation", "n", "mean", "std", "ci_low", "ci_high"]
+    return pd.DataFrame(records, columns=columns)
 
 
 def relation_box_stats(

@@ -98,6 +98,56 @@ PAGES = [
     st.Page("views/playground.py", title="Playground", icon=":material/play_circle:"),
 ]
 
+#: The guided tour, in the order a 10-minute class takes: (page index, what to look at).
+TOUR = (
+    (0, "Relations: pick an anchor and see how each loss weighs the five relations; SDL alone "
+        "gives a sample with extra labels (R5) less pull than one with the same labels (R2)."),
+    (2, "Space: the trained runs side by side; the anchor's R2 samples should sit closest, R5 "
+        "and R4 a step further, R1 far away."),
+    (3, "Compare: per data set, the metrics with their 95% intervals and the relation AUCs; "
+        "R2>R5 above 0.5 is the evidence that a loss separates exact from partial matches."),
+    (4, "Playground: change a label set and watch the weights and the loss respond."),
+)  # fmt: skip
+TOUR_HIDDEN_KEY = "tour_hidden"
+
+
+def url_page(pages: list, current) -> None:
+    """Open the page a link names (``?page=compare``) once per session; an unknown name is
+    ignored with a note. Afterwards the URL names the page shown."""
+    names = {p.title.lower(): p for p in pages}
+    requested = st.query_params.get("page")
+    if requested is not None and not st.session_state.get("_url_page_seen"):
+        st.session_state["_url_page_seen"] = True
+        target = names.get(requested.lower())
+        if target is None:
+            st.sidebar.caption(
+                f":material/link_off: The link's page={ui.md_text(requested)} is not one of "
+                f"{', '.join(names)}: ignored."
+            )
+        elif target.title != current.title:
+            # the link's other choices are the new page's: carry them over the switch
+            carried = {k: st.query_params.get_all(k) for k in st.query_params if k != "page"}
+            st.switch_page(target, query_params={**carried, "page": target.title.lower()})
+    st.session_state["_url_page_seen"] = True
+    st.query_params["page"] = current.title.lower()
+
+
+def guided_tour(pages: list) -> None:
+    """The sidebar's tour: open on a first visit, one line per step, hidden when dismissed."""
+    if st.session_state.get(TOUR_HIDDEN_KEY):
+        if st.sidebar.button("Show the guided tour", key="tour_show", type="tertiary"):
+            st.session_state[TOUR_HIDDEN_KEY] = False
+            st.rerun()
+        return
+    with st.sidebar.expander(":material/tour: Guided tour: 10 minutes", expanded=True):
+        for number, (index, text) in enumerate(TOUR, start=1):
+            st.page_link(pages[index], label=f"{number}. {pages[index].title}")
+            st.caption(text)
+        if st.button("Hide the tour", key="tour_hide"):
+            st.session_state[TOUR_HIDDEN_KEY] = True
+            st.rerun()
+
+
 page = st.navigation(PAGES)
 with st.sidebar:
     st.markdown("### Similarity-Dissimilarity Loss")
@@ -105,6 +155,8 @@ with st.sidebar:
         "Multi-label supervised contrastive learning: how much should a sample that shares "
         "*some* of the anchor's labels pull?"
     )
+url_page(PAGES, page)
+guided_tour(PAGES)
 ui.sidebar_runs_folder()
 try:
     page.run()

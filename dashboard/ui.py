@@ -6,6 +6,7 @@ import base64
 import html
 import io
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +14,17 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from dashboard import sources
+from dashboard import analysis, sources
 from dashboard.sources import RunRef
-from sdl.runs import EMBEDDINGS, Run, RunError, folder_signature, read_embeddings
+from sdl.runs import (
+    EMBEDDINGS,
+    METRICS,
+    Run,
+    RunError,
+    folder_signature,
+    read_embeddings,
+    read_json,
+)
 
 RUNS_DIR_KEY = "runs_dir"
 STATE_ICONS = {
@@ -25,6 +34,62 @@ STATE_ICONS = {
     "stopped": ":orange[:material/stop_circle:]",
     "unknown": ":gray[:material/help:]",
 }
+
+
+# --- shareable state: a page's main choices in the URL ---------------------------------------------
+
+
+def url_state(
+    key: str,
+    param: str,
+    options: Sequence[object] | Callable[[str], object],
+    multi: bool = False,
+) -> None:
+    """Keep widget ``key``'s value in the URL as ``?param=...``, so a link reopens the same view.
+
+    Call it just before the widget. On a session's first sight of ``key`` a valid value in the URL
+    becomes the widget's value; an invalid one is ignored with a note. Afterwards the widget's value
+    is written to the URL on each run. Values are matched as text against ``options``.
+
+    Args:
+        key: the widget's session-state key.
+        param: the query parameter's name.
+        options: the values the widget accepts, or a function that parses the URL's text into
+            one (raising ValueError for a bad one), for a number.
+        multi: the widget holds a list (a multiselect); the URL repeats the parameter.
+    """
+    seeded = f"_url_seeded_{key}"
+    if key not in st.session_state and not st.session_state.get(seeded):
+        st.session_state[seeded] = True
+        texts = st.query_params.get_all(param)
+        if texts:
+            good, bad, why = [], [], ""
+            for text in texts:
+                if callable(options):
+                    try:
+                        good.append(options(text))
+                    except ValueError as exc:
+                        bad.append(text)
+                        why = str(exc)
+                    continue
+                by_text = {str(option): option for option in options}
+                if text in by_text:
+                    good.append(by_text[text])
+                else:
+                    bad.append(text)
+                    why = "not one of " + ", ".join(list(by_text)[:8])
+                    why += " …" if len(by_text) > 8 else ""
+            if bad:  # in the sidebar: the widget may sit in a closed expander
+                st.sidebar.caption(
+                    f":material/link_off: The link's {md_text(param)}="
+                    f"{md_text(', '.join(bad))} is ignored ({md_text(why)})."
+                )
+            if good:
+                st.session_state[key] = good if multi else good[0]
+        return
+    if key in st.session_state:
+        value = st.session_state[key]
+        st.query_params[param] = [str(v) for v in value] if multi else str(value)
 
 
 # --- where runs come from -------------------------------------------------------------------------
@@ -61,6 +126,14 @@ def runs_folder() -> Path | None:
 def _load_folder(root: str, source: str, signature: tuple) -> tuple[list, list[str]]:
     del signature  # only part of the cache key: a changed run file reloads the folder
     return sources.load_folder(Path(root), source)
+
+
+def folder_runs(root: Path, source: str) -> tuple[list[tuple[RunRef, Run]], list[str]]:
+    """The runs of one folder (cached until a run file changes), and messages for non-runs."""
+    if not root.is_dir():
+        return [], []
+    refs, problems = _load_folder(str(root), source, folder_signature(root))
+    return list(refs), list(problems)
 
 
 def all_runs() -> tuple[list[tuple[RunRef, Run]], list[str]]:
@@ -173,6 +246,26 @@ def show_problems(run_errors: list[str], runs: list[tuple[RunRef, Run]]) -> None
             st.warning(f"**{md_text(ref.key)}**: {text}", icon=":material/warning:")
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
+def _metrics_line(path: str, mtime_ns: int) -> str:
+    del mtime_ns  # part of the key: a rewritten metrics.json is read again
+    try:
+        metrics = read_json(Path(path) / METRICS)
+    except (OSError, ValueError):
+        return ""
+    return analysis.card_metrics(metrics) if isinstance(metrics, dict) else ""
+
+
+def run_metrics_line(run_dir: Path) -> str:
+    """A finished run's card numbers (:func:`dashboard.analysis.card_metrics`), or "" without a
+    readable metrics.json."""
+    try:
+        mtime = (run_dir / METRICS).stat().st_mtime_ns
+    except OSError:
+        return ""
+    return _metrics_line(str(run_dir), mtime)
+
+
 def run_card(ref: RunRef, run: Run) -> None:
     """A run's name, loss, dataset, seed and state; its problems, if any, in the card."""
     with st.container(border=True):
@@ -180,8 +273,7 @@ def run_card(ref: RunRef, run: Run) -> None:
         if run.problems:
             st.caption(":material/warning: " + md_text("; ".join(run.problems)))
         elif run.metrics:
-            shown = {k: v for k, v in run.metrics.items() if isinstance(v, int | float)}
-            st.caption(" · ".join(f"{k} {v:.3f}" for k, v in list(shown.items())[:3]))
+            st.caption(analysis.card_metrics(run.metrics))
 
 
 # --- images -----------------------------------------------------------------------------------------

@@ -135,7 +135,7 @@ def _add_training_args(p: argparse.ArgumentParser, with_loss: bool) -> None:
                    help="seed of the train/test split (default: the run's seed)")  # fmt: skip
     p.add_argument("--no-checkpoint", action="store_true", help="delete the checkpoint when done")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar (default: only on a terminal)")  # fmt: skip
+                   help="a progress bar and a line per epoch (default: the lines; the bar only on a terminal)")  # fmt: skip
 
 
 class _Parser(argparse.ArgumentParser):

@@ -30,6 +30,7 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -37,12 +38,14 @@ import torch
 from torch import Tensor, nn
 
 import sdl
-from sdl import evaluate, runs
+from sdl import runs
 from sdl.data.base import DatasetSplits, MultiLabelData
 from sdl.distributed import Dist, setup_distributed
 from sdl.losses import TEMPERATURE, build_loss, loss_class, loss_names, parse_loss_options
-from sdl.models import ENCODERS, Model, build_model
 from sdl.options import Option
+
+if TYPE_CHECKING:  # sdl.models imports torchvision and sdl.evaluate scipy and sklearn: seconds
+    from sdl.models import Model
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 HISTORY_COLUMNS = ["epoch", "loss", "lr", "seconds", "anchors_without_positives"]
@@ -90,6 +93,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ValueError for any value that cannot work (each setting's bounds: FIELD_OPTIONS)."""
+        from sdl.models import ENCODERS
+
         for name, option in FIELD_OPTIONS.items():
             option.parse(getattr(self, name))
         for name, choices in (("amp", AMP_MODES), ("encoder", ENCODERS)):
@@ -511,6 +516,8 @@ def evaluate_model(model: Model, data: DatasetSplits, config: TrainConfig, devic
         under "encoder" and "head", and the encoder's scalar metrics and relation profile also at
         the top level (the keys metrics.json had before both spaces were measured).
     """
+    from sdl import evaluate
+
     model.eval()
     train_rows = evaluate.seeded_subset(len(data.train), config.max_eval_train, config.data_seed)
     train_enc = evaluate.embed(model.encode, data.train.inputs[train_rows], device)
@@ -530,6 +537,8 @@ def evaluate_model(model: Model, data: DatasetSplits, config: TrainConfig, devic
 def write_embeddings(
     run_dir: Path, test_embs: dict[str, np.ndarray], data: DatasetSplits, cap: int, seed: int
 ):
+    from sdl import evaluate
+
     rows = evaluate.seeded_subset(len(data.test), cap, seed)
     arrays = {
         "embeddings": test_embs["encoder"][rows].astype(np.float32),
@@ -549,6 +558,8 @@ class Snapshots:
     untrained model), float16, rewritten atomically as snapshots.npz each epoch."""
 
     def __init__(self, run_dir: Path, data: DatasetSplits, config: TrainConfig, device):
+        from sdl import evaluate
+
         self.path = run_dir / runs.SNAPSHOTS
         self.rows = evaluate.seeded_subset(
             len(data.test), config.snapshot_items, config.data_seed + 1
@@ -572,6 +583,8 @@ class Snapshots:
         self.frames = list(stored["embeddings"][keep])
 
     def add(self, model: Model, epoch: int) -> None:
+        from sdl import evaluate
+
         was_training = model.training
         model.eval()  # batch norm in inference mode; no running statistic is updated
         frame = evaluate.embed(model.forward, self.inputs, self.device).astype(np.float16)
@@ -587,6 +600,8 @@ class Snapshots:
 
 
 def new_model(config: TrainConfig, data: DatasetSplits) -> Model:
+    from sdl.models import build_model
+
     return build_model(
         data.train.kind,
         tuple(data.train.inputs.shape[1:]),
@@ -621,7 +636,8 @@ def train(
         config: what to train.
         resume: continue from the folder's checkpoint (start afresh if there is none). Without it,
             a folder that already holds a run is refused.
-        progress: show a tqdm bar and one line per epoch on stderr; None: only on a terminal.
+        progress: True: a tqdm bar and one line per epoch on stderr; False: neither; None: the
+            lines always and the bar only on a terminal.
         data: train on these splits instead of loading ``config.dataset``.
         stop_after: stop after this epoch as if interrupted (state stays "running"); for tests.
 
@@ -647,9 +663,13 @@ def train(
         check_resume(run_dir, config)
     if dist.main:
         runs.clean_temp_files(run_dir)  # what a killed writer left; this run is the only writer
+    # progress: (a bar, one line per epoch). Off a terminal (a log file, the dashboard's job log)
+    # a bar is noise, but the lines are how a reader sees that training moves.
     if progress is None:
-        progress = sys.stderr.isatty()
-    progress = progress and dist.main
+        progress = (sys.stderr.isatty(), True)
+    else:
+        progress = (bool(progress), bool(progress))
+    progress = (progress[0] and dist.main, progress[1] and dist.main)
     identity = runs.trainer_identity()
 
     def status(state: str, done_epochs: int, **extra: object) -> None:
@@ -751,7 +771,7 @@ def _train(config, resume, progress, data, stop_after, dist, device, status) -> 
         order_gen = epoch_generator(config.seed, epoch, 0, torch.device("cpu"))
         aug_gen = epoch_generator(config.seed, epoch, dist.rank + 1, torch.device("cpu"))
         losses, no_pos = [], []
-        bar = _progress(steps_per_epoch, epoch, config.epochs, progress)
+        bar = _progress(steps_per_epoch, epoch, config.epochs, progress[0])
         for idx in batches(n_train, config.batch_size, dist.world, order_gen):
             idx = idx[dist.rank :: dist.world]  # this process's shard of the global batch
             x = inputs[idx].to(device, non_blocking=True)
@@ -790,12 +810,13 @@ def _train(config, resume, progress, data, stop_after, dist, device, status) -> 
             if snapshots is not None:
                 snapshots.add(model, epoch)
             status("running", epoch)
-            if progress:
+            if progress[1]:
                 row = history[-1]
                 print(
                     f"epoch {epoch}/{config.epochs}  loss {row['loss']:.4f}  "
                     f"lr {row['lr']:.2e}  {row['seconds']:.1f}s",
                     file=sys.stderr,
+                    flush=True,  # a pipe buffers: the job log shows each epoch as it ends
                 )
         if stop_after is not None and epoch >= stop_after:
             return run_dir

@@ -143,3 +143,48 @@ def test_train_argv_round_trips_every_setting():
     )
     args = cli.build_parser().parse_args(cli.train_argv(config))
     assert cli.config_from_args(args, args.loss, args.seed, args.out) == config
+
+
+# Modules that take seconds to import and that no argument error or --help needs.
+HEAVY = ("torchvision", "sklearn", "scipy.stats", "umap", "sdl.models", "sdl.evaluate")
+
+
+def test_building_the_parser_imports_no_heavy_module():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sdl.cli; sdl.cli.build_parser(); "
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600
+    )
+    assert done.stdout.strip() == ""
+
+
+def test_an_argument_error_imports_no_heavy_module():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sdl.cli\n"
+        "try:\n"
+        "    sdl.cli.main(['train', '--dataset', 'nope', '--loss', 'sdl'])\n"
+        "except SystemExit as e:\n"
+        f"    print(e.code, ','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600
+    )
+    assert done.stdout.strip() == "2"
+
+
+def test_train_off_a_terminal_prints_one_plain_line_per_epoch(tmp_path, capsys):
+    argv = ["train", *[a for a in TINY if a != "--no-progress"], "--epochs", "2"]
+    argv += ["--loss", "sdl", "--out", str(tmp_path / "run")]
+    assert cli.main(argv) == 0  # pytest's captured stderr is not a terminal
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
+    assert "\r" not in err and "it/s" not in err  # no tqdm bar

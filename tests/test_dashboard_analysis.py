@@ -62,3 +62,71 @@ def test_relation_box_stats():
     assert (stats["lower"] <= stats["q1"]).all() and (stats["upper"] >= stats["q3"]).all()
     by = stats.set_index("relation")["median"]
     assert by["R2"] > by["R1"]
+
+
+# --- honest grouping: data and trained settings ---------------------------------------------------
+def _config(**changes) -> dict:
+    config = {"dataset": "digits-mosaic", "dataset_options": {}, "loss": "sdl",
+              "loss_options": {}, "epochs": 3, "seed": 0, "lr": 1e-3}  # fmt: skip
+    return {**config, **changes}
+
+
+def test_runs_on_different_data_are_never_one_group():
+    # the defect: a digits-mosaic and an mnist-mosaic sdl run became "sdl, 2 runs"
+    configs = [_config(), _config(dataset="mnist-mosaic", seed=1)]
+    groups = analysis.comparison_groups(configs)
+    assert groups[0][0] != groups[1][0]
+    assert groups[0] == ("digits-mosaic", "sdl") and groups[1] == ("mnist-mosaic", "sdl")
+
+
+def test_seeds_pool_but_any_other_differing_setting_splits_and_is_named():
+    configs = [_config(), _config(seed=1), _config(epochs=6), _config(loss="all")]
+    groups = analysis.comparison_groups(configs)
+    assert groups[0] == groups[1] == ("digits-mosaic", "sdl · epochs=3")
+    assert groups[2] == ("digits-mosaic", "sdl · epochs=6")
+    assert groups[3] == ("digits-mosaic", "all · epochs=3")
+    options = [_config(), _config(loss_options={"symmetric": True})]
+    assert [g[1] for g in analysis.comparison_groups(options)] == ["sdl", "sdl (symmetric=True)"]
+
+
+def test_metrics_summary_interval_is_the_t_interval():
+    rows = [("sdl", {"mAP": v}) for v in (1.0, 2.0, 3.0)]
+    table, _ = analysis.metrics_summary(rows)
+    half = 4.302652729911275 / np.sqrt(3)  # t(0.975, 2 dof) * std 1 / sqrt(3)
+    assert table.loc["sdl", ("mAP", "ci_low")] == pytest.approx(2.0 - half)
+    assert table.loc["sdl", ("mAP", "ci_high")] == pytest.approx(2.0 + half)
+    shown = analysis.display_metrics_table(table, {})
+    assert shown.loc["sdl", "mAP"] == f"2.000 [{2 - half:.3f}, {2 + half:.3f}]"
+
+
+def test_space_metrics_reads_one_space_and_old_runs_as_the_encoder():
+    new = {"mAP": 0.5, "encoder": {"mAP": 0.5}, "head": {"mAP": 0.7}}
+    old = {"mAP": 0.4}
+    assert analysis.space_metrics(new, "head") == {"mAP": 0.7}
+    assert analysis.space_metrics(new, "encoder") == {"mAP": 0.5}
+    assert analysis.space_metrics(old, "encoder") == {"mAP": 0.4}
+    assert analysis.space_metrics(old, "head") is None
+
+
+def test_relation_auc_table_over_seeds():
+    rows = [("sdl", {"relation_auc": {"R2>R5": a, "positive>R1": 0.9}}) for a in (0.6, 0.8)]
+    rows.append(("all", {"relation_auc": {"R2>R5": 0.5}}))
+    table = analysis.relation_auc_table(rows)
+    sdl = table[(table["loss"] == "sdl") & (table["relation"] == "R2>R5")].iloc[0]
+    assert sdl["mean"] == pytest.approx(0.7) and sdl["n"] == 2
+    assert sdl["ci_low"] < 0.7 < sdl["ci_high"]
+    assert set(table["relation"]) == {"R2>R5", "positive>R1"}
+
+
+def test_card_metrics_names_head_map_knn_and_r2_r5():
+    metrics = {
+        "mAP": 0.1,
+        "head": {"mAP": 0.8123, "knn_jaccard@10": 0.5, "relation_auc": {"R2>R5": 0.66}},
+    }
+    assert analysis.card_metrics(metrics) == "head mAP 0.812 · kNN-J@10 0.500 · R2>R5 AUC 0.660"
+    assert analysis.card_metrics({"mAP": 0.3}) == "encoder mAP 0.300"
+
+
+def test_an_unknown_loss_is_grouped_under_its_own_name():
+    groups = analysis.comparison_groups([_config(loss="gone", loss_options={"x": 1}), _config()])
+    assert [g[1] for g in groups] == ["gone (x=1)", "sdl"]

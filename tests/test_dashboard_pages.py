@@ -126,6 +126,39 @@ def test_relations_typed_batch(app):
     assert "typed" in texts(app)
     pairs = next(d.value for d in app.dataframe if "relation" in d.value.columns)
     assert set(pairs["relation"]) == {"R1", "R2", "R3", "R4", "R5"}
+    items = next(d.value for d in app.dataframe if "item" in d.value.columns)
+    assert list(items["item"]) == list(range(10))  # the ten example sets, numbered
+    assert items["label set"].iloc[3] == "0,1,2,3"
+
+
+def test_relations_caption_names_a_variant_not_its_default_summary(app):
+    from sdl.losses import loss_class
+
+    caption = "\n".join(c.value for c in app.caption)
+    assert loss_class("sdl").summary in caption  # default options: the registry's summary
+    app.toggle(key="rel_opt_sdl_symmetric").set_value(True).run()
+    no_exceptions(app)
+    caption = "\n".join(c.value for c in app.caption)
+    assert loss_class("sdl").summary not in caption
+    assert "sdl (symmetric=True)**: a variant" in caption
+    assert app.query_params["sdl.symmetric"] in ("True", ["True"])
+
+
+def test_relations_reopen_from_the_url(folders, monkeypatch):
+    demo, runs = folders
+    monkeypatch.setenv("SDL_DASHBOARD_DEMO", str(demo))
+    monkeypatch.setenv("SDL_DASHBOARD_ROOTS", str(runs.parent))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["source"] = "Type"
+    at.query_params["anchor"] = "3"
+    at.query_params["sdl.symmetric"] = "True"
+    at.query_params["sdl.dissimilarity"] = "bogus"
+    at.run()
+    no_exceptions(at)
+    assert at.radio(key="rel_source").value == "Type"
+    assert "Anchor 3" in "\n".join(s.value for s in at.subheader)
+    assert at.toggle(key="rel_opt_sdl_symmetric").value is True
+    assert "bogus" in texts(at) and "ignored" in texts(at)
 
 
 def test_relations_dataset_batch(app):
@@ -154,6 +187,13 @@ def test_training_page_shows_every_state(app):
     assert len(app.button) == 0 or all(
         b.key is None or not b.key.startswith("cancel_") for b in app.button
     )
+
+
+def test_training_cards_of_finished_runs_show_their_metrics(app):
+    app.switch_page("views/training.py").run()
+    no_exceptions(app)
+    shown = texts(app)
+    assert "head mAP" in shown and "kNN-J@10" in shown and "R2>R5 AUC" in shown
 
 
 def test_training_start_and_cancel(app, folders, monkeypatch):
@@ -238,15 +278,67 @@ def test_compare_page(app):
     app.switch_page("views/compare.py").run()
     no_exceptions(app)
     shown = charts(app)
-    assert {"cmp_curves", "cmp_profile"} <= set(shown)
-    assert shown["cmp_profile"]["layout"]["boxmode"] == "group"
-    assert {t["name"] for t in shown["cmp_profile"]["data"]} >= {"sdl", "all", "mulsupcon"}
+    assert {"cmp_curves", "cmp_auc"} <= set(shown)
+    assert "cmp_profile" not in shown  # R4 = R5 by construction: no cosine box plot
+    auc = shown["cmp_auc"]
+    assert {t["name"] for t in auc["data"]} >= {"sdl", "all", "mulsupcon"}
+    assert "head" in auc["layout"]["title"]["text"]  # the default space is named
+    assert any(k.startswith("cmp_sd_") for k in shown)  # the SD surface per loss
     table = app.dataframe[0].value
     assert "★" in "".join(table["mAP"].astype(str))
-    assert table.loc["sdl", "runs"] == 3  # two demo seeds and runs/mine-sdl
+    assert table.loc["sdl", "runs"] == 3  # two demo seeds and runs/mine-sdl, all on synthetic
     warnings = "\n".join(w.value for w in app.warning)
     assert "broken" in warnings and "history.csv is corrupt" in warnings
     assert len(app.get("download_button")) >= 3
+
+
+def test_compare_never_pools_other_data_or_settings(app, tmp_path_factory):
+    other = tmp_path_factory.mktemp("mixed")
+    for name, changes in (("mnist", {"dataset": "mnist-mosaic"}), ("long", {"epochs": 9})):
+        path = write_sample_run(other / name, "sdl", seed=3, n=80)
+        config = json.loads((path / "config.json").read_text())
+        (path / "config.json").write_text(json.dumps({**config, **changes}))
+    app.switch_page("views/compare.py").run()
+    app.text_input(key="runs_dir").set_value(str(other)).run()  # on the page: its runs change
+    no_exceptions(app)
+    tables = [d.value for d in app.dataframe if "mAP" in d.value.columns]
+    by_index = {tuple(t.index): t for t in tables}
+    synthetic = next(t for t in tables if "sdl · epochs=9" in t.index)
+    assert synthetic.loc["sdl · epochs=5", "runs"] == 2  # the demo's seeds, not the 9-epoch run
+    assert synthetic.loc["sdl · epochs=9", "runs"] == 1
+    assert ("sdl",) in by_index and by_index[("sdl",)].loc["sdl", "runs"] == 1  # mnist-mosaic alone
+    shown = texts(app) + "\n".join(s.value for s in app.subheader)
+    assert "mnist-mosaic" in shown and "epochs" in shown
+
+
+def test_compare_space_choice_and_url(app):
+    app.switch_page("views/compare.py").run()
+    assert app.radio(key="cmp_space").value == "head"
+    head_map = app.dataframe[0].value.loc["sdl", "mAP"]
+    app.radio(key="cmp_space").set_value("encoder").run()
+    no_exceptions(app)
+    assert app.dataframe[0].value.loc["sdl", "mAP"] != head_map
+    assert app.query_params["space"] in ("encoder", ["encoder"])
+    assert "encoder" in charts(app)["cmp_auc"]["layout"]["title"]["text"]
+
+
+def test_compare_reopens_from_the_url_and_ignores_bad_values(folders, monkeypatch):
+    demo, runs = folders
+    monkeypatch.setenv("SDL_DASHBOARD_DEMO", str(demo))
+    monkeypatch.setenv("SDL_DASHBOARD_ROOTS", str(runs.parent))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["page"] = "compare"
+    at.query_params["space"] = "encoder"
+    at.run()
+    no_exceptions(at)
+    assert at.radio(key="cmp_space").value == "encoder"
+    bad = AppTest.from_file(APP, default_timeout=60)
+    bad.query_params["page"] = "compare"
+    bad.query_params["space"] = "nowhere"
+    bad.run()
+    no_exceptions(bad)
+    assert bad.radio(key="cmp_space").value == "head"
+    assert "nowhere" in texts(bad) and "ignored" in texts(bad)
 
 
 def test_compare_subset_and_curve_choice(app):
@@ -257,3 +349,33 @@ def test_compare_subset_and_curve_choice(app):
     curves = charts(app)["cmp_curves"]
     assert len(curves["data"]) == 2
     assert curves["layout"]["yaxis"]["title"]["text"] == "lr"
+
+
+# --- the shell: the guided tour and the page in the URL -------------------------------------------
+
+
+def test_guided_tour_walks_the_class_order_and_can_be_hidden(app):
+    no_exceptions(app)
+    tour = app.sidebar.expander[0]
+    assert "Guided tour" in tour.label
+    steps = [c.value for c in tour.caption]
+    assert len(steps) == 4
+    order = [s.split(":")[0] for s in steps]
+    assert order == ["Relations", "Space", "Compare", "Playground"]
+    app.button(key="tour_hide").click().run()
+    no_exceptions(app)
+    assert not any("Guided tour" in e.label for e in app.sidebar.expander)
+    app.button(key="tour_show").click().run()
+    assert any("Guided tour" in e.label for e in app.sidebar.expander)
+
+
+def test_a_link_names_the_page_and_a_bad_page_is_ignored(folders, monkeypatch):
+    demo, runs = folders
+    monkeypatch.setenv("SDL_DASHBOARD_DEMO", str(demo))
+    monkeypatch.setenv("SDL_DASHBOARD_ROOTS", str(runs.parent))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["page"] = "nowhere"
+    at.run()
+    no_exceptions(at)
+    assert "nowhere" in texts(at)
+    assert at.query_params["page"] in ("relations", ["relations"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +71,18 @@ def _weights_by_relation(
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
+def _anchor_pairs(labels: np.ndarray, anchor: int, sdl_options: dict) -> pd.DataFrame:
+    return explain.anchor_pairs(labels, anchor, sdl_options)
+
+
+@st.cache_resource(show_spinner=False, max_entries=24)
+def _factor_figure(token: str, options: str, which: str, _matrix: np.ndarray, title: str):
+    """A factor heatmap, built once per batch and variant (a B x B heatmap takes a while)."""
+    del token, options, which  # the key: the batch, the variant and which factor
+    return factor_figure(_matrix, title)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
 def _loss_terms(embeddings, labels, anchor, loss, temperature, options):
     return explain.anchor_loss_terms(embeddings, labels, anchor, loss, temperature, options)
 
@@ -79,6 +92,7 @@ def _loss_terms(embeddings, labels, anchor, loss, temperature, options):
 
 def choose_source(has_runs: bool) -> str:
     options = SOURCES if has_runs else SOURCES[1:]
+    ui.url_state("rel_source", "source", options)
     return st.radio(
         "Where the batch comes from",
         options,
@@ -170,15 +184,31 @@ def batch_typed() -> Batch | None:
         "One label set per row, as label numbers separated by commas (`0,2,5`); `-` is an empty set. "
         "Add or delete rows at the table's edge."
     )
-    edited = st.data_editor(
-        pd.DataFrame({"labels": EXAMPLE_SETS}),
-        num_rows="dynamic",
-        key="rel_typed",
-        column_config={"labels": st.column_config.TextColumn("label set", required=False)},
-        width=320,
-        height=420,
-    )
+    typing, numbered = st.columns([1, 1])
+    with typing:
+        edited = st.data_editor(
+            pd.DataFrame({"labels": EXAMPLE_SETS}),
+            num_rows="dynamic",
+            key="rel_typed",
+            column_config={"labels": st.column_config.TextColumn("label set", required=False)},
+            width=320,
+            height=420,
+        )
     labels, problems = analysis.parse_label_sets(list(edited["labels"]))
+    with numbered:
+        # Blank rows are skipped, so an item's number is its place among the sets read.
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "item": np.arange(len(labels)),
+                    "label set": [analysis.format_label_set(r) for r in labels],
+                }
+            ),
+            hide_index=True,
+            width=240,
+            height=420,
+            key="rel_typed_items",
+        )
     for problem in problems:
         ui.run_error(problem)
     if len(labels) < 2:
@@ -204,20 +234,26 @@ def weight_options(loss: str) -> tuple[Option, ...]:
     return tuple(o for o in loss_class(loss).options if o.group == "weights")
 
 
-def option_control(option: Option, key: str, container) -> object:
-    """A compact control for a weight option: radio for choices, toggle for a flag, number else."""
+def option_control(option: Option, key: str, container, param: str) -> object:
+    """A compact control for a weight option: radio for choices, toggle for a flag, number else;
+    its value lives in the URL as ``param``."""
     if option.choices is not None:
+        ui.url_state(key, param, option.choices)
         return container.radio(option.name, option.choices, key=key, help=option.help)
     if option.kind is bool:
+        ui.url_state(key, param, (True, False))
         return bool(container.toggle(option.name, key=key, help=option.help))
+    ui.url_state(key, param, option.parse)
+    # A value set through the URL (session state) must not meet a default as well.
+    value = {} if key in st.session_state else {"value": option.default}
     return option.parse(
         container.number_input(
             option.name,
             min_value=option.low,
             max_value=(option.high - 1e-6) if option.high_open else option.high,
-            value=option.default,
             key=key,
             help=option.help,
+            **value,
         )
     )
 
@@ -233,7 +269,7 @@ def choose_variants(losses: list[str]) -> dict[str, dict]:
             st.markdown(f"**{loss}** · {loss_class(loss).summary}")
             cols = st.columns(max(4, len(options)))
             chosen[loss] = {
-                o.name: option_control(o, f"rel_opt_{loss}_{o.name}", cols[n])
+                o.name: option_control(o, f"rel_opt_{loss}_{o.name}", cols[n], f"{loss}.{o.name}")
                 for n, o in enumerate(options)
             }
     return chosen
@@ -245,14 +281,18 @@ def is_default(loss: str, options: dict | None) -> bool:
 
 
 def choose_anchor(batch: Batch, rel: np.ndarray) -> int:
+    key = f"rel_anchor_{batch.token}"
+    ui.url_state(key, "anchor", list(range(len(batch.labels))))
+    # A value set through the URL (session state) must not meet a default as well.
+    value = {} if key in st.session_state else {"value": explain.most_varied_anchor(rel)}
     return int(
         st.number_input(
             f"Anchor (item 0–{len(batch.labels) - 1})",
             0,
             len(batch.labels) - 1,
-            explain.most_varied_anchor(rel),
-            key=f"rel_anchor_{batch.token}",
+            key=key,
             help="The anchor's row of the matrix: how every other item relates to it.",
+            **value,
         )
     )
 
@@ -349,26 +389,40 @@ def factor_figure(matrix: np.ndarray, title: str) -> go.Figure:
 
 def weights_figure(table: pd.DataFrame, scope: str, names: dict[str, str]) -> go.Figure:
     """Grouped bars per relation; ``names`` gives each loss's legend name (its active variant)."""
-    table = table.assign(shown=table["loss"].map(names))
-    colours = {names[loss]: colour for loss, colour in loss_colors(names).items()}
-    fig = px.bar(
-        table,
-        x="relation",
-        y="weight",
-        color="shown",
-        barmode="group",
-        color_discrete_map=colours,
-        category_orders={"relation": RELATION_ORDER, "shown": list(names.values())},
-        text="weight",
-        hover_data={"pairs": True, "name": True},
-    )
-    fig.update_traces(texttemplate="%{y:.2f}", textposition="outside", cliponaxis=False)
+    colours = loss_colors(names)
+    fig = go.Figure()
+    # One go.Bar per loss: plotly express builds the same figure several times slower.
+    for loss, shown in names.items():
+        rows = (
+            table[table["loss"] == loss]
+            .set_index("relation")
+            .reindex(RELATION_ORDER)
+            .dropna(subset=["weight"])
+        )
+        fig.add_trace(
+            go.Bar(
+                name=shown,
+                x=list(rows.index),
+                y=rows["weight"].to_numpy(),
+                marker_color=colours[loss],
+                text=rows["weight"].to_numpy(),
+                texttemplate="%{y:.2f}",
+                textposition="outside",
+                cliponaxis=False,
+                customdata=rows[["pairs"]].to_numpy(),
+                hovertemplate=f"{shown}<br>%{{x}}: %{{y:.3f}} over %{{customdata[0]}} pairs"
+                "<extra></extra>",
+            )
+        )
     fig.update_layout(
+        barmode="group",
         title=f"Mean pair weight per relation, {scope}",
         height=420,
         yaxis={"range": [0, 1.18], "title": "weight (R2 = 1)"},
         xaxis={
             "title": "relation of the sample to the anchor",
+            "categoryorder": "array",
+            "categoryarray": RELATION_ORDER,
             "tickvals": RELATION_ORDER,
             "ticktext": [RELATION_LABELS[k] for k in RELATION_ORDER],
         },
@@ -400,7 +454,7 @@ def item_view(batch: Batch, index: int) -> None:
 
 
 def pairs_table(batch: Batch, anchor: int, sdl_options: dict) -> None:
-    table = explain.anchor_pairs(batch.labels, anchor, sdl_options)
+    table = _anchor_pairs(batch.labels, anchor, sdl_options).copy()
     table.insert(
         1,
         "labels",
@@ -502,7 +556,7 @@ def loss_terms_section(batch: Batch, anchor: int, options: dict[str, dict]) -> N
         st.dataframe(style_relations(shown), hide_index=True, height=420, key="rel_terms_table")
 
 
-def factors_section(rel: explain.BatchRelations, sdl_options: dict) -> None:
+def factors_section(rel: explain.BatchRelations, sdl_options: dict, token: str) -> None:
     label = loss_label(SDLoss.name, sdl_options)
     formula = SDLoss.weight_formula(sdl_options)
     st.subheader(f"The factors: K^s, K^d and the weight of {label}")
@@ -523,7 +577,8 @@ def factors_section(rel: explain.BatchRelations, sdl_options: dict) -> None:
         ("ks", "kd", "w"),
         strict=True,
     ):
-        col.plotly_chart(factor_figure(matrix, title), key=f"rel_{key}")
+        fig = _factor_figure(token, json.dumps(sdl_options, sort_keys=True), key, matrix, title)
+        col.plotly_chart(fig, key=f"rel_{key}")
 
 
 def weights_section(batch: Batch, anchor: int, options: dict[str, dict]) -> None:
@@ -538,7 +593,13 @@ def weights_section(batch: Batch, anchor: int, options: dict[str, dict]) -> None
     names = {loss: loss_label(loss, options.get(loss)) for loss in losses}
     fig = weights_figure(table, scope, names)
     st.plotly_chart(fig, key="rel_weights")
-    summaries = " · ".join(f"**{names[n]}**: {loss_class(n).summary}" for n in losses)
+    # A loss's summary describes its default weights; a variant's bars are the variant's own.
+    summaries = " · ".join(
+        f"**{names[n]}**: {loss_class(n).summary}"
+        if is_default(n, options.get(n))
+        else f"**{names[n]}**: a variant, the bars show its weights"
+        for n in losses
+    )
     st.caption(
         summaries + ". Every weight is on one scale, 1 for an identical set (MulSupCon's sum of "
         "1/|P_c| over the shared labels is divided by what an identical sample would get)."
@@ -574,7 +635,7 @@ def render() -> None:
     with anchor_holder:
         st.plotly_chart(relation_matrix_figure(rel.relation, anchor), key="rel_matrix")
 
-    factors_section(rel, sdl_options)
+    factors_section(rel, sdl_options, batch.token)
     st.subheader(f"Anchor {anchor}: its pairs")
     pairs_table(batch, anchor, sdl_options)
     weights_section(batch, anchor, options)

@@ -230,6 +230,9 @@ def job_card(root: Path, job: jobs.JobView) -> None:
             st.info("Cancelled by you.")
         elif job.state == "done":
             st.progress(1.0, text=f"{job.epoch} of {job.epochs} epochs")
+            numbers = ui.run_metrics_line(job.path)
+            if numbers:
+                st.caption(numbers)
         elif job.error:  # a run whose files cannot say its state (a corrupt status.json)
             ui.run_error(f"{job.name}: {job.error}")
         fig = loss_curve(job.path, str(request.get("loss", "")))

@@ -84,7 +84,7 @@ def server(tmp_path_factory):
     (runs / "broken").mkdir()
     (runs / "broken" / "config.json").write_text("{oops")
     env["SDL_DASHBOARD_ROOTS"] = str(work)
-    port = free_port()
+    port = int(os.environ.get("SDL_E2E_PORT") or free_port())  # a fixed port on a shared host
     log = open(work / "server.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [
@@ -193,6 +193,28 @@ def test_relations_page(server, page):
     page.get_by_text("Type", exact=True).click()
     settle(page, charts=5)
     check(page, "1-relations-typed")
+    # a link reopens the same view: the source, the anchor and a variant in the URL
+    page.goto(f"{server['url']}/?source=Generate&anchor=5&sdl.symmetric=True&sdl.dissimilarity=x")
+    settle(page, charts=5)
+    assert page.get_by_text("Anchor 5: its pairs").first.is_visible()
+    assert page.get_by_text("sdl (symmetric=True)").first.is_visible()
+    assert page.get_by_text("is ignored").first.is_visible()  # the bad value, with a note
+    check(page, "1-relations-link")
+
+
+def test_guided_tour(server, page):
+    page.goto(server["url"])
+    settle(page, charts=5)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert sidebar.get_by_text("Guided tour").first.is_visible()
+    for step in ("1. Relations", "2. Space", "3. Compare", "4. Playground"):
+        assert sidebar.get_by_text(step).first.is_visible()
+    check(page, "0-tour")
+    sidebar.get_by_role("button", name="Hide the tour").click()
+    settle(page, charts=5)
+    assert sidebar.get_by_role("button", name="Hide the tour").count() == 0
+    assert sidebar.get_by_role("button", name="Show the guided tour").count() == 1
+    check(page, "0-tour-hidden")
 
 
 def test_training_page(server, page):
@@ -243,5 +265,17 @@ def test_space_page(server, page):
 
 def test_compare_page(server, page):
     page.goto(f"{server['url']}/compare")
-    settle(page, charts=2)
+    settle(page, charts=1)
+    check(page, "4-compare-demo")
+    # runs that measured both spaces, on other data than the demo: their own section
+    folder = server["runs"].parent / "compare-runs"
+    write_sample_runs(folder, losses=("sdl", "all", "mulsupcon"), seeds=(0, 1), n=200)
+    use_runs_folder(page, folder)
+    settle(page, charts=4)
+    assert page.get_by_text("On synthetic").first.is_visible()
+    assert page.get_by_text("Relation AUCs per loss").first.is_visible()
     check(page, "4-compare")
+    page.goto(f"{server['url']}/compare?space=encoder&space=nowhere")
+    settle(page, charts=1)
+    assert page.get_by_text("is ignored").first.is_visible()
+    check(page, "4-compare-link")
