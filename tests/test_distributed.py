@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import sys
+import types
 
 import pytest
 import torch
@@ -13,6 +15,16 @@ from torch.nn.parallel import DistributedDataParallel
 
 from sdl import distributed
 from sdl.losses import build_loss
+
+
+@pytest.fixture(autouse=True, scope="module")
+def plain_main_module():
+    """Spawned ranks re-run the parent's ``__main__`` file; after a Streamlit AppTest in the same
+    pytest process that is the dashboard's app.py, so give them a main module with no file."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
+        yield
+
 
 WORLD = 2
 LOCAL_BATCH = 5
