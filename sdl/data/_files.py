@@ -76,7 +76,8 @@ def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, 
 
 
 def cache_dir() -> Path:
-    """Where computed features are kept: ``$SDL_CACHE``, else ``~/.cache/sdl``."""
+    """The project's one cache folder (computed features, and the dashboard's maps under
+    ``projections/``): ``$SDL_CACHE``, else ``~/.cache/sdl``."""
     return Path(os.environ.get("SDL_CACHE") or Path.home() / ".cache" / "sdl")
 
 
