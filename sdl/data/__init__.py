@@ -77,8 +77,8 @@ def dataset_options(name: str) -> dict[str, object]:
 def _check_option_type(dataset: str, key: str, value: object, default: object) -> None:
     """A value of the same kind as the option's default (an int for an int, a number for a float,
     text for text), so ``n_train=abc`` is one clear message and not a TypeError deep in a loader."""
-    if default is None or isinstance(default, bool):
-        return  # free-form (None) or checked by the loader itself (bools)
+    if default is None or value is None or isinstance(default, bool):
+        return  # free-form, "none" (e.g. mimic's top_k=None: every code), or a bool the loader checks
     if isinstance(default, int):
         ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
     elif isinstance(default, float):
