@@ -16,7 +16,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 
 # The safety flags again on the command line: they hold even if a user-level config says otherwise.
 dashboard: $(STAMP)
-	$(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 \
+	$(PY) -m streamlit run dashboard/serve.py --server.address 127.0.0.1 \
 	  --browser.gatherUsageStats false --server.headless true
 
 # Debian packages the tests use: chromium for the browser test (never a downloaded browser build)

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_dashboard.py            # 5 repeats of every step
     .venv/bin/python benchmarks/bench_dashboard.py --quick    # 2 repeats, no import profile
 
-Starts ``streamlit run dashboard/app.py`` with the safety flags on a free port (as ``make
+Starts ``streamlit run dashboard/serve.py`` with the safety flags on a free port (as ``make
 dashboard`` does) and drives it with Playwright in Debian's chromium. Measured:
 
 - cold start: from launching the server to the first page settled;
@@ -117,7 +117,7 @@ class Dashboard:
         self.timing = work / "timing.jsonl"
         self.timing.write_text("")
         self.log = open(work / "server.log", "wb")  # noqa: SIM115 - closed in close()
-        cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", *SAFE_FLAGS]
+        cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/serve.py", *SAFE_FLAGS]
         self.started = time.time()
         self.server = subprocess.Popen(
             [*cmd, "--server.port", str(port)],

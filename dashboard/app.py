@@ -3,9 +3,12 @@
 Opens on the embedded demo runs (assets/demo); a runs folder named in the sidebar adds its runs.
 Pages only gather input and draw; the math is in sdl (relations, losses, evaluate, projection).
 
-It serves this machine only: dashboard/.streamlit/config.toml (read whatever the working folder)
-binds 127.0.0.1, and a flag or environment variable that binds another address makes every page
-refuse to run unless ``SDL_DASHBOARD_ALLOW_REMOTE=1`` says it is meant. ``SDL_DASHBOARD_TIMING``
+It is served through ``dashboard/serve.py`` (``streamlit run dashboard/serve.py``, as ``make
+dashboard`` does), which adds anti-framing headers to every response; under a plain ``streamlit run``
+of this file the pages refuse to run and name that command. It serves this machine only:
+dashboard/.streamlit/config.toml (read whatever the working folder) binds 127.0.0.1, and a flag or
+environment variable that binds another address makes every page refuse to run unless
+``SDL_DASHBOARD_ALLOW_REMOTE=1`` says it is meant. ``SDL_DASHBOARD_TIMING``
 set to a file path appends one JSON line per script run (page, seconds, outcome) to that file.
 """
 
@@ -27,13 +30,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import streamlit as st  # noqa: E402
+from streamlit import config as st_config  # noqa: E402
 
-from dashboard import ui  # noqa: E402
+from dashboard import frame_guard, ui  # noqa: E402
 
 ALLOW_REMOTE_ENV = "SDL_DASHBOARD_ALLOW_REMOTE"
 TIMING_ENV = "SDL_DASHBOARD_TIMING"
 SAFE_START = (
-    "streamlit run dashboard/app.py --server.address 127.0.0.1 "
+    "streamlit run dashboard/serve.py --server.address 127.0.0.1 "
     "--browser.gatherUsageStats false --server.headless true"
 )
 
@@ -66,6 +70,22 @@ def refuse_remote_serving() -> None:
     st.stop()
 
 
+def refuse_unguarded_serving() -> None:
+    """Stop the run, with one message, when a server without the anti-framing guard serves it.
+
+    Only a real server counts: an in-process AppTest has no HTTP responses to guard (and no server
+    mode)."""
+    if st_config._server_mode is None or frame_guard.ACTIVE:
+        return
+    st.error(
+        "This server sends no anti-framing headers, so another web site could show this dashboard "
+        "in a hidden frame and steer clicks onto its buttons. Start it through the guarded entry "
+        f"point:\n\n`{SAFE_START}`\n\n(`make dashboard` does).",
+        icon=":material/lock:",
+    )
+    st.stop()
+
+
 def log_timing(page: str, outcome: str) -> None:
     """One JSON line per script run when SDL_DASHBOARD_TIMING names a file (for the benchmark)."""
     target = os.environ.get(TIMING_ENV)
@@ -89,6 +109,7 @@ st.set_page_config(
     initial_sidebar_state="expanded",
 )
 refuse_remote_serving()
+refuse_unguarded_serving()
 
 PAGES = [
     st.Page("views/relations.py", title="Relations", icon=":material/grid_on:", default=True),

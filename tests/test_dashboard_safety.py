@@ -98,9 +98,11 @@ def listening_addresses(port: int) -> set[str]:
     return found
 
 
-def start(cwd: Path, port: int, *flags: str, env: dict | None = None) -> subprocess.Popen:
+def start(
+    cwd: Path, port: int, *flags: str, env: dict | None = None, script: str = APP
+) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", APP, "--server.port", str(port), *flags],
+        [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port), *flags],
         cwd=cwd,
         env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO)},
         stdout=subprocess.DEVNULL,

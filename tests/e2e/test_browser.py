@@ -1,6 +1,6 @@
 """The real dashboard in headless Chromium: every page loads, the main controls work, no exception shows.
 
-Starts ``streamlit run dashboard/app.py`` on a free port, drives each page with Playwright and saves a
+Starts ``streamlit run dashboard/serve.py`` on a free port, drives each page with Playwright and saves a
 screenshot of each step to ``screenshots/`` (gitignored). It opens on the embedded demo
 (assets/demo) when it exists, else on synthetic runs. Skips only when Debian's chromium is missing.
 """
@@ -92,7 +92,7 @@ def server(tmp_path_factory):
             "-m",
             "streamlit",
             "run",
-            "dashboard/app.py",
+            "dashboard/serve.py",
             "--server.headless",
             "true",
             "--server.address",
