@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from sdl import cli, runs
+from sdl import cli, commands, runs
 
 TINY = ["--dataset", "digits-mosaic", "--epochs", "1", "--batch-size", "64",
         "--dataset-option", "n_train=128", "--dataset-option", "n_test=64",
@@ -70,7 +70,7 @@ def test_train_writes_a_run_and_prints_metrics(tmp_path, capsys):
     ]
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
-    assert set(json.loads(printed[: printed.rindex("}") + 1])) == set(cli.METRICS)
+    assert set(json.loads(printed[: printed.rindex("}") + 1])) == set(commands.METRICS)
     run = runs.read_run(out)
     assert run.state == "done" and run.config["loss_options"] == {"threshold": 0.2}
     with pytest.raises(SystemExit):  # the folder holds a run now
@@ -81,7 +81,7 @@ def test_compare_writes_a_summary_with_a_random_row_and_skips_done_runs(tmp_path
     out = tmp_path / "cmp"
     argv = ["compare", *TINY, "--losses", "sdl,bce", "--seeds", "0", "--out", str(out)]
     assert cli.main(argv) == 0
-    summary = pd.read_csv(out / cli.SUMMARY)
+    summary = pd.read_csv(out / commands.SUMMARY)
     assert summary["loss"].tolist() == ["sdl", "bce", "random"]
     assert {"runs", "mAP_mean", "mAP_std", "knn_jaccard@10_mean", "precision@10_std"} <= set(
         summary.columns
@@ -97,9 +97,10 @@ def test_compare_writes_a_summary_with_a_random_row_and_skips_done_runs(tmp_path
 
 def test_summary_mean_and_std_over_seeds():
     rows = [
-        {"loss": "sdl", "seed": s, **{m: v for m in cli.METRICS}} for s, v in [(0, 0.5), (1, 0.7)]
+        {"loss": "sdl", "seed": s, **{m: v for m in commands.METRICS}}
+        for s, v in [(0, 0.5), (1, 0.7)]
     ]
-    summary = cli.summarise(rows)
+    summary = commands.summarise(rows)
     assert summary.loc[0, "mAP_mean"] == pytest.approx(0.6)
     assert summary.loc[0, "mAP_std"] == pytest.approx(pd.Series([0.5, 0.7]).std())
     assert summary.loc[0, "runs"] == 2
@@ -178,6 +179,27 @@ def test_an_argument_error_imports_no_heavy_module():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600
     )
     assert done.stdout.strip() == "2"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["trian"], [], ["datasets", "--help"]])
+def test_help_and_a_mistyped_command_import_neither_torch_nor_pandas(argv):
+    # torch alone takes 4 s to import on an idle 2-core machine, 20 s or more on a busy one
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sdl.cli\n"
+        "try:\n"
+        f"    sdl.cli.main({argv!r})\n"
+        "except SystemExit as e:\n"
+        "    print(e.code, ','.join(m for m in ('torch', 'pandas') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600
+    )
+    code, _, loaded = done.stdout.strip().splitlines()[-1].partition(" ")  # after any --help
+    assert loaded == ""
+    assert code == ("0" if "--help" in argv else "2")
 
 
 def test_train_off_a_terminal_prints_one_plain_line_per_epoch(tmp_path, capsys):

@@ -12,7 +12,7 @@ import shutil
 import pytest
 import torch
 
-from sdl import cli, runs
+from sdl import cli, commands, runs
 
 TINY = ["--epochs", "1", "--batch-size", "64", "--dataset-option", "n_train=128",
         "--dataset-option", "n_test=64", "--max-embeddings", "40", "--embed-dim", "8",
@@ -244,7 +244,7 @@ def test_a_bug_shows_its_traceback_and_where_the_run_keeps_it(monkeypatch, capsy
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(cli, "train", broken)
+    monkeypatch.setattr(commands, "train", broken)
     code, err = run_cli([*TRAIN, "--out", str(tmp_path / "r")], capsys)
     assert code == 1
     assert "Traceback" in err and "RuntimeError: a bug" in err
