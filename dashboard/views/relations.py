@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -30,6 +32,9 @@ from sdl.relations import Relation
 SOURCES = ("A run's held-out set", "A dataset", "Generate", "Type")
 EXAMPLE_SETS = ["0,1,2", "0,1,2", "0,1", "0,1,2,3", "0,3", "3,4", "2", "1,2,5", "0,1,2,4,5", "4,5"]
 RELATION_ORDER = [r.short for r in Relation]
+#: the timing log app.py appends one line per script run to; a fragment's own rerun skips app.py
+TIMING_ENV = "SDL_DASHBOARD_TIMING"
+IN_FULL_RUN = "_rel_in_full_run"
 
 
 @dataclass
@@ -42,10 +47,32 @@ class Batch:
     temperature: float = 0.1
     origin: str = ""
 
-    @property
+    @cached_property
     def token(self) -> str:
-        """Short fingerprint of the label matrix: widgets tied to this batch reset when it changes."""
-        return hashlib.sha1(self.labels.tobytes() + str(self.labels.shape).encode()).hexdigest()[:8]
+        """Fingerprint of the label matrix: widgets tied to this batch reset when it changes, and
+        the batch's cached matrices are found by it (not by hashing the arrays on every run)."""
+        return fingerprint(self.labels)
+
+    @cached_property
+    def embeddings_token(self) -> str:
+        """Fingerprint of the embeddings ("" without them): the loss terms' cache key."""
+        return "" if self.embeddings is None else fingerprint(self.embeddings)
+
+    @cached_property
+    def thumbs_token(self) -> str:
+        return "" if self.thumbs is None else fingerprint(self.thumbs)
+
+
+def fingerprint(array: np.ndarray) -> str:
+    """A short hash of an array's bytes, dtype and shape."""
+    array = np.ascontiguousarray(array)
+    head = f"{array.dtype.str}{array.shape}".encode()
+    return hashlib.sha1(head + array.tobytes()).hexdigest()[:16]
+
+
+def options_key(options: dict | None) -> str:
+    """Loss options as a short, hashable cache key (JSON with sorted keys)."""
+    return json.dumps(options or {}, sort_keys=True)
 
 
 # --- cached work ------------------------------------------------------------------------------
@@ -58,21 +85,61 @@ def _dataset(name: str, seed: int):
     return load_dataset(name, seed=seed)
 
 
+# Each cache is keyed on short strings (the batch's fingerprint, the options as JSON); the arrays
+# go in as unhashed ``_`` arguments, so a hit costs no hashing of B x B data. A batch's matrices are
+# computed once per (batch, loss, options); an anchor change only reads rows from them.
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
-def _relations(labels: np.ndarray, sdl_options: dict) -> explain.BatchRelations:
-    return explain.batch_relations(labels, sdl_options)
+def _relations(token: str, sdl_key: str, _labels: np.ndarray) -> explain.BatchRelations:
+    del token  # the key, with sdl_key
+    return explain.batch_relations(_labels, json.loads(sdl_key))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _weights_by_relation(
-    labels: np.ndarray, anchor: int | None, losses: tuple[str, ...], options: dict
+def _loss_weights(token: str, loss: str, key: str, _labels: np.ndarray) -> np.ndarray:
+    del token
+    return explain.comparable_weights(_labels, loss, json.loads(key))
+
+
+def batch_weights(batch: Batch, losses: tuple[str, ...], options: dict) -> dict[str, np.ndarray]:
+    """Every loss's (B, B) comparable weights for the batch, each cached on its own options."""
+    return {
+        loss: _loss_weights(batch.token, loss, options_key(options.get(loss)), batch.labels)
+        for loss in losses
+    }
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _batch_weight_table(
+    token: str,
+    losses: tuple[str, ...],
+    key: str,
+    _relation: np.ndarray,
+    _weights: dict[str, np.ndarray],
 ) -> pd.DataFrame:
-    return explain.weights_by_relation(labels, anchor, losses, options)
+    del token, losses, key
+    return explain.weights_by_relation_of(_relation, _weights, None)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _anchor_pairs(labels: np.ndarray, anchor: int, sdl_options: dict) -> pd.DataFrame:
-    return explain.anchor_pairs(labels, anchor, sdl_options)
+@st.cache_data(show_spinner=False, max_entries=16)
+def _loss_terms(
+    token: str,
+    embeddings_token: str,
+    loss: str,
+    temperature: float,
+    key: str,
+    _embeddings: np.ndarray,
+    _labels: np.ndarray,
+) -> explain.BatchLossTerms:
+    del token, embeddings_token
+    return explain.batch_loss_terms(_embeddings, _labels, loss, temperature, json.loads(key))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _thumb_uris(token: str, _thumbs: np.ndarray) -> list[str]:
+    del token
+    return [ui.thumb_data_uri(t) for t in _thumbs]
 
 
 @st.cache_resource(show_spinner=False, max_entries=24)
@@ -82,9 +149,10 @@ def _factor_figure(token: str, options: str, which: str, _matrix: np.ndarray, ti
     return factor_figure(_matrix, title)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _loss_terms(embeddings, labels, anchor, loss, temperature, options):
-    return explain.anchor_loss_terms(embeddings, labels, anchor, loss, temperature, options)
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _counts_figure(token: str, _counts: dict) -> go.Figure:
+    del token
+    return counts_figure(_counts)
 
 
 # --- choosing a batch -------------------------------------------------------------------------
@@ -234,30 +302,6 @@ def weight_options(loss: str) -> tuple[Option, ...]:
     return tuple(o for o in loss_class(loss).options if o.group == "weights")
 
 
-def option_control(option: Option, key: str, container, param: str) -> object:
-    """A compact control for a weight option: radio for choices, toggle for a flag, number else;
-    its value lives in the URL as ``param``."""
-    if option.choices is not None:
-        ui.url_state(key, param, option.choices)
-        return container.radio(option.name, option.choices, key=key, help=option.help)
-    if option.kind is bool:
-        ui.url_state(key, param, (True, False))
-        return bool(container.toggle(option.name, key=key, help=option.help))
-    ui.url_state(key, param, option.parse)
-    # A value set through the URL (session state) must not meet a default as well.
-    value = {} if key in st.session_state else {"value": option.default}
-    return option.parse(
-        container.number_input(
-            option.name,
-            min_value=option.low,
-            max_value=(option.high - 1e-6) if option.high_open else option.high,
-            key=key,
-            help=option.help,
-            **value,
-        )
-    )
-
-
 def choose_variants(losses: list[str]) -> dict[str, dict]:
     """The weight options of every compared loss (SDL's variants and ablations among them)."""
     chosen: dict[str, dict] = {}
@@ -269,7 +313,11 @@ def choose_variants(losses: list[str]) -> dict[str, dict]:
             st.markdown(f"**{loss}** · {loss_class(loss).summary}")
             cols = st.columns(max(4, len(options)))
             chosen[loss] = {
-                o.name: option_control(o, f"rel_opt_{loss}_{o.name}", cols[n], f"{loss}.{o.name}")
+                o.name: o.parse(
+                    ui.option_input(
+                        o, f"rel_opt_{loss}_{o.name}", cols[n], f"{loss}.{o.name}", "radio"
+                    )
+                )
                 for n, o in enumerate(options)
             }
     return chosen
@@ -432,6 +480,43 @@ def weights_figure(table: pd.DataFrame, scope: str, names: dict[str, str]) -> go
     return fig
 
 
+def terms_figure(table: pd.DataFrame) -> go.Figure:
+    """Each sample's logit gradient against its cosine to the anchor, one trace per relation."""
+    fig = go.Figure()
+    # One go.Scatter per relation: plotly express builds the same figure several times slower.
+    for relation in RELATION_ORDER:
+        rows = table[table["relation"] == relation]
+        if rows.empty:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=rows["cosine"].to_numpy(),
+                y=rows["gradient"].to_numpy(),
+                mode="markers",
+                name=relation,
+                legendgroup=relation,
+                marker={
+                    "color": RELATION_COLORS[relation],
+                    "size": 9,
+                    "line": {"width": 0.5, "color": "white"},
+                },
+                customdata=rows[["sample", "labels", "weight", "term"]].to_numpy(dtype=object),
+                hovertemplate=f"relation={relation}<br>cosine=%{{x}}<br>gradient=%{{y}}"
+                "<br>sample=%{customdata[0]}<br>labels=%{customdata[1]}"
+                "<br>weight=%{customdata[2]:.3f}<br>term=%{customdata[3]:.4f}<extra></extra>",
+            )
+        )
+    fig.add_hline(y=0, line_color="#888", line_width=1)
+    fig.update_layout(
+        title="dL/d(logit) per sample: below 0 pulls it toward the anchor, above 0 pushes it away",
+        height=420,
+        xaxis_title="cosine similarity to the anchor",
+        yaxis_title="gradient on the pair's logit",
+        legend_title="relation",
+    )
+    return fig
+
+
 def style_relations(frame: pd.DataFrame):
     def color(value: str) -> str:
         c = RELATION_COLORS.get(value)
@@ -453,8 +538,10 @@ def item_view(batch: Batch, index: int) -> None:
             st.caption(str(batch.texts[index])[:300])
 
 
-def pairs_table(batch: Batch, anchor: int, sdl_options: dict) -> None:
-    table = _anchor_pairs(batch.labels, anchor, sdl_options).copy()
+def pairs_table(
+    batch: Batch, anchor: int, rel: explain.BatchRelations, sdl_options: dict
+) -> None:
+    table = explain.anchor_pairs_of(rel, anchor)
     table.insert(
         1,
         "labels",
@@ -474,7 +561,8 @@ def pairs_table(batch: Batch, anchor: int, sdl_options: dict) -> None:
         ),
     }
     if batch.thumbs is not None and len(table) <= 256:
-        table.insert(0, "image", [ui.thumb_data_uri(batch.thumbs[j]) for j in table["sample"]])
+        uris = _thumb_uris(batch.thumbs_token, batch.thumbs)
+        table.insert(0, "image", [uris[j] for j in table["sample"]])
         column_config["image"] = st.column_config.ImageColumn("image", width="small")
     st.dataframe(
         style_relations(table),
@@ -510,9 +598,16 @@ def loss_terms_section(batch: Batch, anchor: int, options: dict[str, dict]) -> N
         0.01,
         key="rel_tau",
     )
-    table, summary = _loss_terms(
-        batch.embeddings, batch.labels, anchor, loss, float(temperature), options.get(loss, {})
+    terms = _loss_terms(
+        batch.token,
+        batch.embeddings_token,
+        loss,
+        float(temperature),
+        options_key(options.get(loss)),
+        batch.embeddings,
+        batch.labels,
     )
+    table, summary = explain.anchor_loss_terms_of(terms, anchor)
     with cols[2]:
         m = st.columns(3)
         m[0].metric("Anchor loss L_i", f"{summary['anchor_loss']:.3f}")
@@ -523,24 +618,7 @@ def loss_terms_section(batch: Batch, anchor: int, options: dict[str, dict]) -> N
     table["labels"] = [
         analysis.format_label_set(batch.labels[j], batch.names) for j in table["sample"]
     ]
-    fig = px.scatter(
-        table,
-        x="cosine",
-        y="gradient",
-        color="relation",
-        color_discrete_map=RELATION_COLORS,
-        category_orders={"relation": RELATION_ORDER},
-        hover_data={"sample": True, "labels": True, "weight": ":.3f", "term": ":.4f"},
-    )
-    fig.add_hline(y=0, line_color="#888", line_width=1)
-    fig.update_traces(marker={"size": 9, "line": {"width": 0.5, "color": "white"}})
-    fig.update_layout(
-        title="dL/d(logit) per sample: below 0 pulls it toward the anchor, above 0 pushes it away",
-        height=420,
-        xaxis_title="cosine similarity to the anchor",
-        yaxis_title="gradient on the pair's logit",
-        legend_title="relation",
-    )
+    fig = terms_figure(table)
     left, right = st.columns([3, 2])
     with left:
         st.plotly_chart(fig, key="rel_terms_fig")
@@ -581,15 +659,20 @@ def factors_section(rel: explain.BatchRelations, sdl_options: dict, token: str) 
         col.plotly_chart(fig, key=f"rel_{key}")
 
 
-def weights_section(batch: Batch, anchor: int, options: dict[str, dict]) -> None:
+def weights_section(
+    batch: Batch, anchor: int, rel: explain.BatchRelations, options: dict[str, dict]
+) -> None:
     st.subheader("What weight each loss gives each relation")
     scope = st.radio(
         "Average over", ("this anchor", "the whole batch"), horizontal=True, key="rel_scope"
     )
     losses = tuple(compared_losses())
-    table = _weights_by_relation(
-        batch.labels, anchor if scope == "this anchor" else None, losses, options
-    )
+    weights = batch_weights(batch, losses, options)
+    if scope == "this anchor":
+        table = explain.weights_by_relation_of(rel.relation, weights, anchor)
+    else:
+        key = options_key({loss: options.get(loss) for loss in losses})
+        table = _batch_weight_table(batch.token, losses, key, rel.relation, weights)
     names = {loss: loss_label(loss, options.get(loss)) for loss in losses}
     fig = weights_figure(table, scope, names)
     st.plotly_chart(fig, key="rel_weights")
@@ -611,6 +694,54 @@ def weights_section(batch: Batch, anchor: int, options: dict[str, dict]) -> None
             st.caption(f"No {', '.join(missing)} pair for this anchor in this batch.")
 
 
+def log_fragment_time(started: float, outcome: str) -> None:
+    """One line in app.py's timing log for a rerun of the anchor fragment alone.
+
+    A full run is logged by app.py (the fragment runs inside it); a fragment's own rerun does not
+    pass through app.py, so it is logged here, in the same form.
+    """
+    target = os.environ.get(TIMING_ENV)
+    if not target or st.session_state.get(IN_FULL_RUN):
+        return
+    line = {
+        "page": "Relations (anchor)",
+        "seconds": round(time.perf_counter() - started, 6),
+        "outcome": outcome,
+        "end": time.time(),
+    }
+    with open(target, "a", encoding="utf-8") as out:  # a log: one short O_APPEND write
+        out.write(json.dumps(line) + "\n")
+
+
+@st.fragment
+def anchor_view(batch: Batch, options: dict[str, dict], below) -> None:
+    """Everything that depends on the anchor: a change of anchor (or of a widget here) reruns
+    only this, reading rows of the batch's cached matrices. ``below`` is the container, further
+    down the page, that gets the anchor's pairs, weights and loss terms."""
+    started = time.perf_counter()
+    outcome = "ok"
+    try:
+        sdl_options = options.get(SDLoss.name, {})
+        rel = _relations(batch.token, options_key(sdl_options), batch.labels)
+        left, right = st.columns([3, 2])
+        with right:
+            anchor = choose_anchor(batch, rel.relation)
+            item_view(batch, anchor)
+            st.plotly_chart(_counts_figure(batch.token, rel.counts), key="rel_counts")
+        with left:
+            st.plotly_chart(relation_matrix_figure(rel.relation, anchor), key="rel_matrix")
+        with below:
+            st.subheader(f"Anchor {anchor}: its pairs")
+            pairs_table(batch, anchor, rel, sdl_options)
+            weights_section(batch, anchor, rel, options)
+            loss_terms_section(batch, anchor, options)
+    except BaseException as exc:  # st.rerun and st.stop end a run by raising: log, re-raise
+        outcome = type(exc).__name__
+        raise
+    finally:
+        log_fragment_time(started, outcome)
+
+
 def render() -> None:
     st.title("Relations")
     st.markdown(RELATIONS_CAPTION)
@@ -620,26 +751,21 @@ def render() -> None:
         return
     options = choose_variants(compared_losses())
     sdl_options = options.get(SDLoss.name, {})
-    rel = _relations(batch.labels, sdl_options)
+    rel = _relations(batch.token, options_key(sdl_options), batch.labels)
     st.caption(
         f"Batch: {batch.origin} · {len(batch.labels)} items · {batch.labels.shape[1]} labels"
     )
-
-    top = st.columns([3, 2])
-    with top[0]:
-        anchor_holder = st.container()
-    with top[1]:
-        anchor = choose_anchor(batch, rel.relation)
-        item_view(batch, anchor)
-        st.plotly_chart(counts_figure(rel.counts), key="rel_counts")
-    with anchor_holder:
-        st.plotly_chart(relation_matrix_figure(rel.relation, anchor), key="rel_matrix")
-
-    factors_section(rel, sdl_options, batch.token)
-    st.subheader(f"Anchor {anchor}: its pairs")
-    pairs_table(batch, anchor, sdl_options)
-    weights_section(batch, anchor, options)
-    loss_terms_section(batch, anchor, options)
+    top = st.container()
+    factors = st.container()
+    below = st.container()
+    with factors:
+        factors_section(rel, sdl_options, batch.token)
+    st.session_state[IN_FULL_RUN] = True
+    try:
+        with top:
+            anchor_view(batch, options, below)
+    finally:
+        st.session_state[IN_FULL_RUN] = False
 
 
 render()
