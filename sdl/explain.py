@@ -71,8 +71,16 @@ def batch_relations(
         k_s=relations.similarity_factor_from_counts(pair, sim).numpy(),
         k_d=relations.dissimilarity_factor_from_counts(pair, dis).numpy(),
         weight=weight.numpy(),
-        counts=relations.relation_counts(rel),
+        counts=_relation_counts(rel.numpy()),
     )
+
+
+def _relation_counts(relation: np.ndarray) -> dict[Relation, int]:
+    """Pairs per relation off the diagonal: one bincount (``relations.relation_counts`` compares
+    the whole matrix with each relation in turn)."""
+    off = relation[~np.eye(len(relation), dtype=bool)]
+    counts = np.bincount(off, minlength=len(Relation) + 1)
+    return {r: int(counts[int(r)]) for r in Relation}
 
 
 def relations_to_anchor(anchor_labels: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -142,6 +142,11 @@ def _thumb_uris(token: str, _thumbs: np.ndarray) -> list[str]:
     return [ui.thumb_data_uri(t) for t in _thumbs]
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _random_label_sets(size: int, classes: int, mean: float, seed: int) -> np.ndarray:
+    return explain.random_label_sets(size, classes, mean, seed)
+
+
 @st.cache_resource(show_spinner=False, max_entries=24)
 def _factor_figure(token: str, options: str, which: str, _matrix: np.ndarray, title: str):
     """A factor heatmap, built once per batch and variant (a B x B heatmap takes a while)."""
@@ -243,7 +248,7 @@ def batch_generated() -> Batch:
     )
     size = cols[2].slider("Batch size", 2, MAX_BATCH, 32, key="rel_gen_batch")
     seed = int(cols[3].number_input("Seed", 0, 10_000, 0, key="rel_gen_seed"))
-    labels = explain.random_label_sets(size, classes, mean, seed)
+    labels = _random_label_sets(size, classes, float(mean), seed)
     return Batch(labels=labels, names=[str(i) for i in range(classes)], origin="generated")
 
 
@@ -438,30 +443,34 @@ def factor_figure(matrix: np.ndarray, title: str) -> go.Figure:
 def weights_figure(table: pd.DataFrame, scope: str, names: dict[str, str]) -> go.Figure:
     """Grouped bars per relation; ``names`` gives each loss's legend name (its active variant)."""
     colours = loss_colors(names)
-    fig = go.Figure()
+    # (weight, pairs) per loss and relation; plain lists, since a pandas filter, reindex and
+    # dropna per loss cost more than the whole figure.
+    cells: dict[str, dict[str, tuple[float, int]]] = {loss: {} for loss in names}
+    for loss, relation, weight, pairs in zip(
+        table["loss"], table["relation"], table["weight"], table["pairs"], strict=True
+    ):
+        cells.setdefault(loss, {})[relation] = (float(weight), int(pairs))
+    traces = []
     # One go.Bar per loss: plotly express builds the same figure several times slower.
     for loss, shown in names.items():
-        rows = (
-            table[table["loss"] == loss]
-            .set_index("relation")
-            .reindex(RELATION_ORDER)
-            .dropna(subset=["weight"])
-        )
-        fig.add_trace(
+        present = [r for r in RELATION_ORDER if r in cells[loss]]
+        weights = np.array([cells[loss][r][0] for r in present], dtype=np.float64)
+        traces.append(
             go.Bar(
                 name=shown,
-                x=list(rows.index),
-                y=rows["weight"].to_numpy(),
+                x=present,
+                y=weights,
                 marker_color=colours[loss],
-                text=rows["weight"].to_numpy(),
+                text=weights,
                 texttemplate="%{y:.2f}",
                 textposition="outside",
                 cliponaxis=False,
-                customdata=rows[["pairs"]].to_numpy(),
+                customdata=np.array([[cells[loss][r][1]] for r in present], dtype=np.int64),
                 hovertemplate=f"{shown}<br>%{{x}}: %{{y:.3f}} over %{{customdata[0]}} pairs"
                 "<extra></extra>",
             )
         )
+    fig = go.Figure(traces)
     fig.update_layout(
         barmode="group",
         title=f"Mean pair weight per relation, {scope}",
@@ -482,13 +491,14 @@ def weights_figure(table: pd.DataFrame, scope: str, names: dict[str, str]) -> go
 
 def terms_figure(table: pd.DataFrame) -> go.Figure:
     """Each sample's logit gradient against its cosine to the anchor, one trace per relation."""
-    fig = go.Figure()
+    traces = []
     # One go.Scatter per relation: plotly express builds the same figure several times slower.
+    # The numbers travel as one float array (binary), the label sets as the points' text.
     for relation in RELATION_ORDER:
         rows = table[table["relation"] == relation]
         if rows.empty:
             continue
-        fig.add_trace(
+        traces.append(
             go.Scatter(
                 x=rows["cosine"].to_numpy(),
                 y=rows["gradient"].to_numpy(),
@@ -500,12 +510,14 @@ def terms_figure(table: pd.DataFrame) -> go.Figure:
                     "size": 9,
                     "line": {"width": 0.5, "color": "white"},
                 },
-                customdata=rows[["sample", "labels", "weight", "term"]].to_numpy(dtype=object),
+                text=rows["labels"].tolist(),
+                customdata=rows[["sample", "weight", "term"]].to_numpy(dtype=np.float64),
                 hovertemplate=f"relation={relation}<br>cosine=%{{x}}<br>gradient=%{{y}}"
-                "<br>sample=%{customdata[0]}<br>labels=%{customdata[1]}"
-                "<br>weight=%{customdata[2]:.3f}<br>term=%{customdata[3]:.4f}<extra></extra>",
+                "<br>sample=%{customdata[0]}<br>labels=%{text}"
+                "<br>weight=%{customdata[1]:.3f}<br>term=%{customdata[2]:.4f}<extra></extra>",
             )
         )
+    fig = go.Figure(traces)
     fig.add_hline(y=0, line_color="#888", line_width=1)
     fig.update_layout(
         title="dL/d(logit) per sample: below 0 pulls it toward the anchor, above 0 pushes it away",
@@ -538,9 +550,7 @@ def item_view(batch: Batch, index: int) -> None:
             st.caption(str(batch.texts[index])[:300])
 
 
-def pairs_table(
-    batch: Batch, anchor: int, rel: explain.BatchRelations, sdl_options: dict
-) -> None:
+def pairs_table(batch: Batch, anchor: int, rel: explain.BatchRelations, sdl_options: dict) -> None:
     table = explain.anchor_pairs_of(rel, anchor)
     table.insert(
         1,
@@ -648,14 +658,19 @@ def factors_section(rel: explain.BatchRelations, sdl_options: dict, token: str) 
         caption += f". The weight shown is the variant's, {formula}, not K^s·K^d."
     st.caption(caption)
     cols = st.columns(3)
-    for col, matrix, title, key in zip(
+    # K^s depends on the similarity form alone and K^d on the dissimilarity form alone, so a
+    # variant that changes neither (symmetric, components) redraws only the weight's heatmap.
+    defaults = loss_options(SDLoss.name)
+    forms = {name: sdl_options.get(name, defaults[name]) for name in defaults}
+    for col, matrix, title, key, depends in zip(
         cols,
         (rel.k_s, rel.k_d, rel.weight),
         ("K^s similarity", "K^d dissimilarity", formula),
         ("ks", "kd", "w"),
+        ({"similarity": forms["similarity"]}, {"dissimilarity": forms["dissimilarity"]}, forms),
         strict=True,
     ):
-        fig = _factor_figure(token, json.dumps(sdl_options, sort_keys=True), key, matrix, title)
+        fig = _factor_figure(token, options_key(depends), key, matrix, title)
         col.plotly_chart(fig, key=f"rel_{key}")
 
 
