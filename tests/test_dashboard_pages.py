@@ -199,25 +199,30 @@ def page_batch(app, folders) -> tuple[np.ndarray, np.ndarray]:
 def test_relations_anchor_rows_equal_a_full_recomputation(app, folders):
     """After anchor and variant changes (the batch's matrices come from the caches), every number
     about the anchor equals sdl.explain recomputed from scratch on the page's batch."""
-    anchor_input = next(n for n in app.number_input if n.key and n.key.startswith("rel_anchor"))
-    anchor_input.set_value(3).run()
+    labels, embeddings = page_batch(app, folders)
+    # the anchor with the most labels: its symmetric weights differ from the default ones
+    first, anchor = np.argsort(labels.sum(1), kind="stable")[[-2, -1]].tolist()
+    options = {"sdl": {"symmetric": True}}
+    changed = explain.anchor_pairs(labels, anchor, options["sdl"])
+    assert not np.allclose(changed["w"], explain.anchor_pairs(labels, anchor)["w"])
+
+    def anchor_input():
+        return next(n for n in app.number_input if n.key and n.key.startswith("rel_anchor"))
+
+    anchor_input().set_value(first).run()
     app.toggle(key="rel_opt_sdl_symmetric").set_value(True).run()
-    anchor_input = next(n for n in app.number_input if n.key and n.key.startswith("rel_anchor"))
-    anchor_input.set_value(41).run()
+    anchor_input().set_value(anchor).run()
     app.selectbox(key="rel_terms_loss").set_value("sdl").run()
     no_exceptions(app)
-    labels, embeddings = page_batch(app, folders)
-    options = {"sdl": {"symmetric": True}}
-    assert "Anchor 41" in "\n".join(s.value for s in app.subheader)
+    assert f"Anchor {anchor}" in "\n".join(s.value for s in app.subheader)
 
     pairs = next(d.value for d in app.dataframe if "K^s" in d.value.columns)
-    expected = explain.anchor_pairs(labels, 41, options["sdl"])
-    assert pairs["sample"].tolist() == expected["sample"].tolist()
-    assert pairs["relation"].tolist() == expected["relation"].tolist()
+    assert pairs["sample"].tolist() == changed["sample"].tolist()
+    assert pairs["relation"].tolist() == changed["relation"].tolist()
     for column in ("K^s", "K^d", "w"):
-        np.testing.assert_allclose(pairs[column], expected[column], atol=1e-6, err_msg=column)
+        np.testing.assert_allclose(pairs[column], changed[column], atol=1e-6, err_msg=column)
 
-    weights = explain.weights_by_relation(labels, 41, compared_losses(), options)
+    weights = explain.weights_by_relation(labels, anchor, compared_losses(), options)
     bars = {t["name"]: t for t in charts(app)["rel_weights"]["data"]}
     for loss, rows in weights.groupby("loss"):
         bar = bars[loss_label(loss, options.get(loss))]
@@ -225,7 +230,9 @@ def test_relations_anchor_rows_equal_a_full_recomputation(app, folders):
         np.testing.assert_allclose(plotly_values(bar["y"]), rows["weight"], atol=1e-6)
 
     tau = app.number_input(key="rel_tau").value
-    table, summary = explain.anchor_loss_terms(embeddings, labels, 41, "sdl", tau, options["sdl"])
+    table, summary = explain.anchor_loss_terms(
+        embeddings, labels, anchor, "sdl", tau, options["sdl"]
+    )
     shown = next(d.value for d in app.dataframe if "gradient" in d.value.columns)
     expected = table.sort_values("gradient")
     assert shown["sample"].tolist() == expected["sample"].tolist()

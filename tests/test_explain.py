@@ -123,11 +123,15 @@ def test_anchor_loss_terms_add_up_to_the_anchor_loss():
 # --- a batch's matrices once, an anchor's row from them ----------------------------------------
 
 
-def test_every_anchor_row_of_the_batch_matches_set_loops():
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"similarity": "jaccard", "dissimilarity": "ratio"}, {"components": "similarity"}],
+)
+def test_every_anchor_row_of_the_batch_matches_set_loops(options):
     """anchor_pairs_of reads rows of one batch_relations: each row against K^s, K^d, w by sets."""
     labels = explain.random_label_sets(40, 6, 2.5, seed=5)
     sets = [set(np.flatnonzero(r).tolist()) for r in labels]
-    options = {"similarity": "jaccard", "dissimilarity": "ratio"}
+    forms = {"similarity": "anchor", "dissimilarity": "count", "components": "both", **options}
     batch = explain.batch_relations(labels, options)
     for anchor in range(len(sets)):
         table = explain.anchor_pairs_of(batch, anchor).sort_values("sample")
@@ -136,15 +140,12 @@ def test_every_anchor_row_of_the_batch_matches_set_loops():
         s = sets[anchor]
         expected = [ref_relation(s, sets[j]) for j in others]
         assert table["relation"].tolist() == [f"R{r}" for r in expected]
-        np.testing.assert_allclose(
-            table["K^s"], [ref_similarity(s, sets[j], "jaccard") for j in others], atol=1e-6
-        )
-        np.testing.assert_allclose(
-            table["K^d"], [ref_dissimilarity(s, sets[j], "ratio") for j in others], atol=1e-6
-        )
-        np.testing.assert_allclose(
-            table["w"], [ref_weight(s, sets[j], "jaccard", "ratio") for j in others], atol=1e-6
-        )
+        k_s = [ref_similarity(s, sets[j], forms["similarity"]) for j in others]
+        k_d = [ref_dissimilarity(s, sets[j], forms["dissimilarity"]) for j in others]
+        w = [ref_weight(s, sets[j], *forms.values()) for j in others]
+        np.testing.assert_allclose(table["K^s"], k_s, atol=1e-6)
+        np.testing.assert_allclose(table["K^d"], k_d, atol=1e-6)
+        np.testing.assert_allclose(table["w"], w, atol=1e-6)
 
 
 def _mean_weights_by_loop(sets, weights, anchor):
