@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from dashboard import analysis, ui
 from dashboard.style import (
@@ -729,7 +730,7 @@ def log_fragment_time(started: float, outcome: str) -> None:
 
 
 @st.fragment
-def anchor_view(batch: Batch, options: dict[str, dict], below) -> None:
+def anchor_view(batch: Batch, options: dict[str, dict], below: DeltaGenerator) -> None:
     """Everything that depends on the anchor: a change of anchor (or of a widget here) reruns
     only this, reading rows of the batch's cached matrices. ``below`` is the container, further
     down the page, that gets the anchor's pairs, weights and loss terms."""
