@@ -355,45 +355,53 @@ def choose_anchor(batch: Batch, rel: np.ndarray) -> int:
 
 
 def relation_matrix_figure(rel: np.ndarray, anchor: int | None = None) -> go.Figure:
-    fig = go.Figure(
-        go.Heatmap(
-            z=rel.astype(np.int8),  # small ints travel as 1 byte each
-            colorscale=relation_colorscale(),
-            zmin=0.5,
-            zmax=5.5,
-            colorbar={
-                "tickvals": [1, 2, 3, 4, 5],
-                "ticktext": [RELATION_LABELS[k] for k in RELATION_COLORS],
-                "title": {"text": "relation"},
-                "len": 0.9,
-            },
-            hovertemplate="anchor %{y} · sample %{x}<br>R%{z}<extra></extra>",
-            xgap=1 if len(rel) <= 64 else 0,
-            ygap=1 if len(rel) <= 64 else 0,
-        )
-    )
+    small = len(rel) <= 20
+    shapes = []
     if anchor is not None:
-        fig.add_shape(
-            type="rect",
-            x0=-0.5,
-            x1=len(rel) - 0.5,
-            y0=anchor - 0.5,
-            y1=anchor + 0.5,
-            line={"color": "black", "width": 2},
+        shapes.append(
+            {
+                "type": "rect",
+                "x0": -0.5,
+                "x1": len(rel) - 0.5,
+                "y0": anchor - 0.5,
+                "y1": anchor + 0.5,
+                "line": {"color": "black", "width": 2},
+            }
         )
-    fig.update_layout(
-        title="Relation of sample (column) to anchor (row)",
-        height=480,
-        margin={"l": 50, "r": 10, "t": 50, "b": 40},
-        xaxis={"title": "sample", "constrain": "domain", "dtick": 1 if len(rel) <= 20 else None},
-        yaxis={
-            "title": "anchor",
+    # The layout in one go: add_shape and update_layout each validate the figure again.
+    layout = {
+        "title": {"text": "Relation of sample (column) to anchor (row)"},
+        "height": 480,
+        "margin": {"l": 50, "r": 10, "t": 50, "b": 40},
+        "xaxis": {
+            "title": {"text": "sample"},
+            "constrain": "domain",
+            "dtick": 1 if small else None,
+        },
+        "yaxis": {
+            "title": {"text": "anchor"},
             "autorange": "reversed",
             "scaleanchor": "x",
-            "dtick": 1 if len(rel) <= 20 else None,
+            "dtick": 1 if small else None,
         },
+        "shapes": shapes,
+    }
+    heatmap = go.Heatmap(
+        z=rel.astype(np.int8),  # small ints travel as 1 byte each
+        colorscale=relation_colorscale(),
+        zmin=0.5,
+        zmax=5.5,
+        colorbar={
+            "tickvals": [1, 2, 3, 4, 5],
+            "ticktext": [RELATION_LABELS[k] for k in RELATION_COLORS],
+            "title": {"text": "relation"},
+            "len": 0.9,
+        },
+        hovertemplate="anchor %{y} · sample %{x}<br>R%{z}<extra></extra>",
+        xgap=1 if len(rel) <= 64 else 0,
+        ygap=1 if len(rel) <= 64 else 0,
     )
-    return fig
+    return go.Figure(heatmap, layout)
 
 
 def counts_figure(counts: dict) -> go.Figure:
@@ -471,23 +479,22 @@ def weights_figure(table: pd.DataFrame, scope: str, names: dict[str, str]) -> go
                 "<extra></extra>",
             )
         )
-    fig = go.Figure(traces)
-    fig.update_layout(
-        barmode="group",
-        title=f"Mean pair weight per relation, {scope}",
-        height=420,
-        yaxis={"range": [0, 1.18], "title": "weight (R2 = 1)"},
-        xaxis={
-            "title": "relation of the sample to the anchor",
+    layout = {  # in the constructor: update_layout would validate the figure again
+        "barmode": "group",
+        "title": {"text": f"Mean pair weight per relation, {scope}"},
+        "height": 420,
+        "yaxis": {"range": [0, 1.18], "title": {"text": "weight (R2 = 1)"}},
+        "xaxis": {
+            "title": {"text": "relation of the sample to the anchor"},
             "categoryorder": "array",
             "categoryarray": RELATION_ORDER,
             "tickvals": RELATION_ORDER,
             "ticktext": [RELATION_LABELS[k] for k in RELATION_ORDER],
         },
-        legend={"title": "loss", "orientation": "h", "y": 1.12, "x": 0},
-        margin={"t": 90, "b": 40},
-    )
-    return fig
+        "legend": {"title": {"text": "loss"}, "orientation": "h", "y": 1.12, "x": 0},
+        "margin": {"t": 90, "b": 40},
+    }
+    return go.Figure(traces, layout)
 
 
 def terms_figure(table: pd.DataFrame) -> go.Figure:
@@ -518,16 +525,29 @@ def terms_figure(table: pd.DataFrame) -> go.Figure:
                 "<br>weight=%{customdata[1]:.3f}<br>term=%{customdata[2]:.4f}<extra></extra>",
             )
         )
-    fig = go.Figure(traces)
-    fig.add_hline(y=0, line_color="#888", line_width=1)
-    fig.update_layout(
-        title="dL/d(logit) per sample: below 0 pulls it toward the anchor, above 0 pushes it away",
-        height=420,
-        xaxis_title="cosine similarity to the anchor",
-        yaxis_title="gradient on the pair's logit",
-        legend_title="relation",
-    )
-    return fig
+    # The layout in one go: add_hline and update_layout each validate the figure again.
+    zero_line = {
+        "type": "line",
+        "xref": "x domain",
+        "x0": 0,
+        "x1": 1,
+        "yref": "y",
+        "y0": 0,
+        "y1": 0,
+        "line": {"color": "#888", "width": 1},
+    }
+    layout = {
+        "title": {
+            "text": "dL/d(logit) per sample: below 0 pulls it toward the anchor, above 0 pushes "
+            "it away"
+        },
+        "height": 420,
+        "xaxis": {"title": {"text": "cosine similarity to the anchor"}},
+        "yaxis": {"title": {"text": "gradient on the pair's logit"}},
+        "legend": {"title": {"text": "relation"}},
+        "shapes": [zero_line],
+    }
+    return go.Figure(traces, layout)
 
 
 def style_relations(frame: pd.DataFrame):
