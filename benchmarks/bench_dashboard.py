@@ -223,45 +223,119 @@ def go_to(dash: Dashboard, title: str):
     return link.click
 
 
-def set_slider(dash: Dashboard, label: str, value: int) -> int:
-    """Click a Streamlit slider's track where ``value`` lies (setup, not timed); returns the value set.
+def set_slider(dash: Dashboard, key: str, value: float) -> float:
+    """Move the slider whose widget key is ``key`` to ``value`` with the keyboard (setup, not
+    timed); returns the value the slider shows, after checking that it is ``value``.
 
-    One click is one rerun; the keyboard would need a rerun per step.
+    Streamlit's slider is a visually hidden ``<input type="range">`` inside the element that
+    carries the key's class (``st-key-<key>``); a click on the track at a computed x lands off
+    by the thumb's width. The keyboard is exact: each key press moves one step (arrows) or one
+    page (PageUp/PageDown, about a tenth of the range) and is one rerun, so a long way goes by
+    pages, measured on the first press, then by steps.
+
+    Raises:
+        RuntimeError: if the slider does not show ``value`` in the end.
     """
     page = dash.page
-    box = page.locator('[data-testid="stSlider"]').filter(has_text=label).first
-    thumb = box.locator('[role="slider"]').first
-    thumb.wait_for(timeout=30_000)
-    low, high = (
-        float(thumb.get_attribute("aria-valuemin")),
-        float(thumb.get_attribute("aria-valuemax")),
+    box = page.locator(f".st-key-{key}").first
+    thumb = box.locator('input[type="range"]').first
+    thumb.wait_for(state="attached", timeout=60_000)
+    step = float(thumb.get_attribute("step") or 1)
+    page_size = None
+
+    def shown() -> float:
+        return float(box.locator('[data-testid="stSliderThumbValue"]').first.inner_text())
+
+    for _ in range(6):
+        now = float(thumb.input_value())
+        if now == value:
+            break
+        up = value > now
+        distance = abs(value - now)
+        if page_size is None and distance >= 2 * step * 10:
+            keys = ["PageUp" if up else "PageDown"]  # one page, to learn its size
+        else:
+            pages = int(distance // page_size) if page_size else 0
+            arrows = round((distance - pages * (page_size or 0)) / step)
+            keys = [("PageUp" if up else "PageDown")] * pages
+            keys += [("ArrowRight" if up else "ArrowLeft")] * arrows
+
+        def press(keys=keys) -> None:
+            for k in keys:
+                thumb.press(k)
+
+        dash.measure(Step("slider", "setup"), press, limit=120)
+        if keys[0].startswith("Page") and page_size is None:
+            page_size = abs(float(thumb.input_value()) - now)
+    if shown() != value:
+        raise RuntimeError(f"the slider {key!r} shows {shown():g}, not {value:g}")
+    return shown()
+
+
+def batch_items(dash: Dashboard) -> int:
+    """The number of items in the Relations page's batch, as its caption says."""
+    caption = dash.page.get_by_text("Batch:", exact=False).first.inner_text()
+    match = re.search(r"· (\d+) items ·", caption)
+    if match is None:
+        raise RuntimeError(f"no batch size in the caption {caption!r}")
+    return int(match.group(1))
+
+
+def relations_widgets(dash: Dashboard, repeats: int, steps: dict[str, Step], label: str) -> None:
+    """Change the anchor and toggle SDL's symmetric variant, ``repeats`` times each."""
+    page = dash.page
+    anchor = page.locator('input[aria-label^="Anchor (item"]').first
+    toggle = page.locator(".st-key-rel_opt_sdl_symmetric").get_by_text("symmetric").first
+    if not toggle.is_visible():  # the variants' expander: opening it is no rerun
+        page.locator('[data-testid="stExpander"] summary').filter(has_text="Loss variants").click()
+    toggle.wait_for()
+    moved, toggled = (
+        f"Relations: change the anchor ({label})",
+        f"Relations: toggle Symmetric ({label})",
     )
-    track = thumb.locator("xpath=..").bounding_box()
-    x = track["x"] + track["width"] * (value - low) / (high - low)
-    y = track["y"] + track["height"] / 2
-    try:
-        dash.measure(Step("slider", "setup"), lambda: page.mouse.click(x, y), limit=30)
-    except TimeoutError:
-        print(f"  could not move the slider {label!r}", file=sys.stderr, flush=True)
-    return int(float(thumb.get_attribute("aria-valuenow")))
+    for name in (moved, toggled):
+        steps.setdefault(name, Step(name, "widget"))
+    for i in range(repeats):
+        value = str(10 + 17 * i)
+        if anchor.input_value() == value:
+            value = str(11 + 17 * i)
+        dash.measure(
+            steps[moved],
+            lambda v=value: (anchor.fill(v), anchor.press("Enter")),
+        )
+        if anchor.input_value() != value:
+            raise RuntimeError(f"the anchor shows {anchor.input_value()}, not {value}")
+        dash.measure(
+            steps[toggled],
+            toggle.click,
+        )
 
 
 def relations_steps(dash: Dashboard, repeats: int, steps: dict[str, Step]) -> None:
+    """A generated batch of 256 items (every section but the loss terms, which need a run),
+    then a run's held-out set at the same slider setting (as many items as the run keeps)."""
     page = dash.page
     dash.measure(Step("go", "setup"), go_to(dash, "Relations"))
-    size = set_slider(dash, "Batch size", 256)
-    print(f"  Relations batch: {size} items", file=sys.stderr, flush=True)
-    anchor = page.locator('input[aria-label^="Anchor (item"]').first
-    page.get_by_text("SDL variant", exact=False).first.click()  # open the expander: no rerun
-    toggle = page.get_by_text("Symmetric", exact=True).first
-    toggle.wait_for()
+    source = page.locator(".st-key-rel_source")
+    dash.measure(Step("source", "setup"), source.get_by_text("Generate", exact=True).click)
+    set_slider(dash, "rel_gen_batch", 256)
+    size = batch_items(dash)
+    print(f"  Relations batch: {size} generated items", file=sys.stderr, flush=True)
+    if size != 256:
+        raise RuntimeError(f"the generated batch has {size} items, not 256")
+    seed = page.locator(".st-key-rel_gen_seed input").first
     for i in range(repeats):
-        value = str(10 + 17 * i)
         dash.measure(
-            steps["Relations: change the anchor (256 items)"],
-            lambda v=value: (anchor.fill(v), anchor.press("Enter")),
+            steps["Relations: a new 256-item batch (draw seed)"],
+            lambda v=str(100 + i): (seed.fill(v), seed.press("Enter")),
         )
-        dash.measure(steps["Relations: toggle Symmetric (256 items)"], toggle.click)
+    relations_widgets(dash, repeats, steps, "256 items")
+    run_source = source.get_by_text("A run's held-out set", exact=True)
+    dash.measure(Step("source", "setup"), run_source.click)
+    set_slider(dash, "rel_run_batch", 256)
+    size = batch_items(dash)
+    print(f"  Relations batch: {size} held-out items of a run", file=sys.stderr, flush=True)
+    relations_widgets(dash, repeats, steps, f"a run's {size} items, with loss terms")
 
 
 def space_steps(dash: Dashboard, repeats: int, steps: dict[str, Step]) -> None:
@@ -304,6 +378,7 @@ def run_benchmark(repeats: int, pages: tuple[str, ...]) -> tuple[dict[str, Step]
         add(f"first visit: {title}", "first")
         add(f"warm switch: {title}", "switch")
     for name in (
+        "Relations: a new 256-item batch (draw seed)",
         "Relations: change the anchor (256 items)",
         "Relations: toggle Symmetric (256 items)",
         "Space: change the colour mode (3 runs x 1,000)",

@@ -16,6 +16,7 @@ from PIL import Image
 
 from dashboard import analysis, sources
 from dashboard.sources import RunRef
+from sdl.options import Option
 from sdl.runs import (
     EMBEDDINGS,
     METRICS,
@@ -90,6 +91,79 @@ def url_state(
     if key in st.session_state:
         value = st.session_state[key]
         st.query_params[param] = [str(v) for v in value] if multi else str(value)
+
+
+# --- options: one widget per declared option ------------------------------------------------------
+
+
+def option_input(
+    option: Option,
+    key: str,
+    container=st,
+    url_param: str | None = None,
+    choice_widget: str = "selectbox",
+) -> object:
+    """A widget for one :class:`sdl.options.Option`, drawn from its type, choices and bounds.
+
+    Choices give a selectbox (or a radio), a flag a toggle, a number a number input within the
+    option's bounds (an open upper bound stops just below it), a nullable number whose default is
+    None a text box holding "none", anything else a text box. The widget starts at the option's
+    default unless session state (a URL value, an earlier choice) already holds one.
+
+    Args:
+        option: the option to draw.
+        key: the widget's session-state key.
+        container: where to draw it (``st``, a column, the sidebar).
+        url_param: keep the value in the URL as ``?url_param=...`` (see :func:`url_state`).
+        choice_widget: "selectbox" or "radio", for an option with choices.
+
+    Returns:
+        The widget's value, as the widget gives it: callers parse it with ``option.parse`` (a
+        nullable number arrives as text).
+
+    Raises:
+        ValueError: for a ``choice_widget`` other than "selectbox" and "radio".
+    """
+    if choice_widget not in ("selectbox", "radio"):
+        raise ValueError(f"choice_widget must be 'selectbox' or 'radio', got {choice_widget!r}")
+    label = option.name.replace("_", " ")
+    as_text = option.kind in (int, float) and option.nullable and option.default is None
+    if url_param is not None:
+        if option.choices is not None:
+            url_state(key, url_param, option.choices)
+        elif option.kind is bool:
+            url_state(key, url_param, (True, False))
+        elif as_text:
+            url_state(key, url_param, lambda text: str(option.parse(text)).lower())
+        else:
+            url_state(key, url_param, option.parse)
+    # A value already in session state (from the URL) must not meet a default as well.
+    fresh = key not in st.session_state
+    if option.choices is not None:
+        start = {"index": option.choices.index(option.default)} if fresh else {}
+        draw = container.radio if choice_widget == "radio" else container.selectbox
+        return draw(label, option.choices, key=key, help=option.help, **start)
+    if option.kind is bool:
+        start = {"value": bool(option.default)} if fresh else {}
+        return container.toggle(label, key=key, help=option.help, **start)
+    if as_text:
+        start = {"value": "none"} if fresh else {}
+        return container.text_input(label, key=key, help=option.help, **start)
+    if option.kind in (int, float):
+        cast = option.kind
+        low = None if option.low is None else cast(option.low)
+        high = None if option.high is None else cast(option.high)
+        if option.high_open and high is not None:
+            high = high - 1 if cast is int else float(high) - 1e-9
+        if option.low_open and low is not None:
+            low = low + 1 if cast is int else float(low) + 1e-9
+        start = {"value": cast(option.default)} if fresh else {}
+        return container.number_input(
+            label, min_value=low, max_value=high, step=1 if cast is int else None,
+            format="%d" if cast is int else "%g", key=key, help=option.help, **start,
+        )  # fmt: skip
+    start = {"value": str(option.default)} if fresh else {}
+    return container.text_input(label, key=key, help=option.help, **start)
 
 
 # --- where runs come from -------------------------------------------------------------------------

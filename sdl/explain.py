@@ -3,6 +3,13 @@
 Relations in a batch, the SDL factors, every loss's pair weights on one comparable scale, the
 weight per relation, each pair's loss term and logit gradient for an anchor, and the relation of a
 set of items to one anchor. NumPy in, NumPy or pandas out: no Streamlit, no drawing.
+
+Everything about one anchor is a row of a batch matrix, so each question comes in two parts: a
+function of the whole batch (:func:`batch_relations`, :func:`comparable_weights`,
+:func:`batch_loss_terms`), computed once, and a function that reads one anchor's row from it
+(:func:`anchor_pairs_of`, :func:`weights_by_relation_of`, :func:`anchor_loss_terms_of`). A page
+caches the first and calls the second on every anchor change; :func:`anchor_pairs`,
+:func:`weights_by_relation` and :func:`anchor_loss_terms` do both in one call.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ MAX_BATCH = 512
 MAX_LABELS = 64
 
 OptionsByLoss = Mapping[str, Mapping[str, object]]
+#: "R1".."R5" by relation id (index 0 unused), to name a whole row of relation ids at once
+_SHORT = np.array([""] + [r.short for r in Relation])
 
 
 def _labels_tensor(labels: np.ndarray) -> torch.Tensor:
@@ -62,8 +71,16 @@ def batch_relations(
         k_s=relations.similarity_factor_from_counts(pair, sim).numpy(),
         k_d=relations.dissimilarity_factor_from_counts(pair, dis).numpy(),
         weight=weight.numpy(),
-        counts=relations.relation_counts(rel),
+        counts=_relation_counts(rel.numpy()),
     )
+
+
+def _relation_counts(relation: np.ndarray) -> dict[Relation, int]:
+    """Pairs per relation off the diagonal: one bincount (``relations.relation_counts`` compares
+    the whole matrix with each relation in turn)."""
+    off = relation[~np.eye(len(relation), dtype=bool)]
+    counts = np.bincount(off, minlength=len(Relation) + 1)
+    return {r: int(counts[int(r)]) for r in Relation}
 
 
 def relations_to_anchor(anchor_labels: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -101,27 +118,60 @@ def weights_by_relation(
     losses = list(losses or compared_losses())
     options = options or {}
     rel = relations.relation_matrix(_labels_tensor(labels)).numpy()
-    mask = ~np.eye(len(rel), dtype=bool)
-    if anchor is not None:
-        row = np.zeros_like(mask)
-        row[anchor] = True
-        mask &= row
+    weights = {loss: comparable_weights(labels, loss, options.get(loss)) for loss in losses}
+    return weights_by_relation_of(rel, weights, anchor)
+
+
+def weights_by_relation_of(
+    relation: np.ndarray, weights: Mapping[str, np.ndarray], anchor: int | None = None
+) -> pd.DataFrame:
+    """:func:`weights_by_relation` from a batch's matrices: only the anchor's row is read.
+
+    Args:
+        relation: (B, B) relation ids, as :func:`batch_relations` gives them.
+        weights: (B, B) comparable weights per loss name, as :func:`comparable_weights` gives them.
+        anchor: the anchor's row, or None for every off-diagonal pair.
+
+    Returns:
+        The table :func:`weights_by_relation` returns.
+
+    Raises:
+        ValueError: for an anchor outside the batch.
+    """
+    size = len(relation)
+    if anchor is None:
+        keep = ~np.eye(size, dtype=bool)
+        rel = relation[keep]  # (B * (B - 1),): every off-diagonal pair, row by row
+        rows_of = {loss: w[keep] for loss, w in weights.items()}
+    else:
+        anchor = _check_anchor(anchor, size)
+        others = np.arange(size) != anchor
+        rel = relation[anchor, others]  # (B - 1,): the anchor's row without itself
+        rows_of = {loss: w[anchor, others] for loss, w in weights.items()}
+    picks = [(r, rel == int(r)) for r in Relation]
     rows = []
-    for loss in losses:
-        weights = comparable_weights(labels, loss, options.get(loss))
-        for r in Relation:
-            pick = mask & (rel == int(r))
-            if pick.any():
+    for loss, values in rows_of.items():
+        for r, pick in picks:
+            count = int(pick.sum())
+            if count:
                 rows.append(
                     {
                         "loss": loss,
                         "relation": r.short,
                         "name": relations.RELATION_NAMES[r],
-                        "weight": float(weights[pick].mean()),
-                        "pairs": int(pick.sum()),
+                        "weight": float(values[pick].mean()),
+                        "pairs": count,
                     }
                 )
     return pd.DataFrame(rows, columns=["loss", "relation", "name", "weight", "pairs"])
+
+
+def _check_anchor(anchor: int, size: int) -> int:
+    if isinstance(anchor, bool) or not isinstance(anchor, int | np.integer):
+        raise ValueError(f"anchor must be an item number, got {anchor!r}")
+    if not 0 <= anchor < size:
+        raise ValueError(f"anchor must be between 0 and {size - 1}, got {anchor}")
+    return int(anchor)
 
 
 def anchor_pairs(
@@ -131,18 +181,85 @@ def anchor_pairs(
 
     Rows are ordered the way the pull is: the heaviest weight first, disjoint (R1) samples last.
     """
-    batch = batch_relations(labels, sdl_options)
-    others = np.array([j for j in range(len(labels)) if j != anchor], dtype=int)
+    return anchor_pairs_of(batch_relations(labels, sdl_options), anchor)
+
+
+def anchor_pairs_of(batch: BatchRelations, anchor: int) -> pd.DataFrame:
+    """:func:`anchor_pairs` from a batch's :class:`BatchRelations`: only the anchor's row is read.
+
+    Raises:
+        ValueError: for an anchor outside the batch.
+    """
+    anchor = _check_anchor(anchor, len(batch.relation))
+    others = np.flatnonzero(np.arange(len(batch.relation)) != anchor)
     table = pd.DataFrame(
         {
             "sample": others,
-            "relation": [Relation(int(batch.relation[anchor, j])).short for j in others],
+            "relation": _SHORT[batch.relation[anchor, others]],
             "K^s": batch.k_s[anchor, others],
             "K^d": batch.k_d[anchor, others],
             "w": batch.weight[anchor, others],
         }
     )
     return table.sort_values(["w", "relation", "sample"], ascending=[False, True, True])
+
+
+@dataclass
+class BatchLossTerms:
+    """One loss on one batch of embeddings, every anchor at once (one view per sample)."""
+
+    relation: np.ndarray  # (B, B) int: relation of sample j to anchor i
+    cosine: np.ndarray  # (B, B): cosine similarity of sample j to anchor i
+    weight: np.ndarray  # (B, B): the loss's pair weight w(i, j)
+    term: np.ndarray  # (B, B): the pair's share of L_i
+    gradient: np.ndarray  # (B, B): dL_i / d logit(i, j)
+    per_anchor: np.ndarray  # (B,): L_i
+    has_positives: np.ndarray  # (B,) bool
+    loss: float
+    anchors_without_positives: int
+
+
+def batch_loss_terms(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    loss: str,
+    temperature: float,
+    options: Mapping[str, object] | None = None,
+) -> BatchLossTerms:
+    """Per-pair loss terms and logit gradients of every anchor in a batch of embeddings.
+
+    Args:
+        embeddings: (B, D) one embedding per sample.
+        labels: (B, C) multi-hot batch.
+        loss: a contrastive loss name.
+        temperature: the softmax temperature.
+        options: the loss's options.
+
+    Returns:
+        The (B, B) matrices and per-anchor results, see :class:`BatchLossTerms`.
+
+    Raises:
+        ValueError: for a loss that is not contrastive (it has no pairs to explain).
+    """
+    if not loss_class(loss).contrastive:
+        raise ValueError(f"loss {loss!r} is not contrastive: it has no pair terms")
+    loss_fn = build_loss(loss, temperature=temperature, **dict(options or {}))
+    features = torch.as_tensor(np.asarray(embeddings, dtype=np.float32))
+    y = _labels_tensor(labels)
+    with torch.no_grad():
+        out = loss_fn.forward_detailed(features, y, keep_log_prob=True)
+        unit = torch.nn.functional.normalize(features, dim=1)
+        return BatchLossTerms(
+            relation=relations.relation_matrix(y).numpy(),
+            cosine=(unit @ unit.T).numpy(),
+            weight=out.weights.numpy(),
+            term=out.pair_terms().numpy(),
+            gradient=out.logit_gradient().numpy(),
+            per_anchor=out.per_anchor.numpy(),
+            has_positives=out.has_positives.numpy(),
+            loss=float(out.loss),
+            anchors_without_positives=out.anchors_without_positives,
+        )
 
 
 def anchor_loss_terms(
@@ -161,34 +278,33 @@ def anchor_loss_terms(
     Raises:
         ValueError: for a loss that is not contrastive (it has no pairs to explain).
     """
-    if not loss_class(loss).contrastive:
-        raise ValueError(f"loss {loss!r} is not contrastive: it has no pair terms")
-    loss_fn = build_loss(loss, temperature=temperature, **dict(options or {}))
-    features = torch.as_tensor(np.asarray(embeddings, dtype=np.float32))
-    y = _labels_tensor(labels)
-    with torch.no_grad():
-        out = loss_fn.forward_detailed(features, y, keep_log_prob=True)
-        terms = out.pair_terms()[anchor].numpy()
-        grads = out.logit_gradient()[anchor].numpy()
-        unit = torch.nn.functional.normalize(features, dim=1)
-        cosine = (unit @ unit[anchor]).numpy()
-    rel = relations.relation_matrix(y)[anchor].numpy()
-    others = np.array([j for j in range(len(labels)) if j != anchor], dtype=int)
+    terms = batch_loss_terms(embeddings, labels, loss, temperature, options)
+    return anchor_loss_terms_of(terms, anchor)
+
+
+def anchor_loss_terms_of(terms: BatchLossTerms, anchor: int) -> tuple[pd.DataFrame, dict]:
+    """:func:`anchor_loss_terms` from a batch's :class:`BatchLossTerms`: the anchor's row only.
+
+    Raises:
+        ValueError: for an anchor outside the batch.
+    """
+    anchor = _check_anchor(anchor, len(terms.relation))
+    others = np.flatnonzero(np.arange(len(terms.relation)) != anchor)
     table = pd.DataFrame(
         {
             "sample": others,
-            "relation": [Relation(int(rel[j])).short for j in others],
-            "cosine": cosine[others],
-            "weight": out.weights[anchor].numpy()[others],
-            "term": terms[others],
-            "gradient": grads[others],
+            "relation": _SHORT[terms.relation[anchor, others]],
+            "cosine": terms.cosine[anchor, others],
+            "weight": terms.weight[anchor, others],
+            "term": terms.term[anchor, others],
+            "gradient": terms.gradient[anchor, others],
         }
     )
     summary = {
-        "anchor_loss": float(out.per_anchor[anchor]),
-        "loss": float(out.loss),
-        "anchor_has_positives": bool(out.has_positives[anchor]),
-        "anchors_without_positives": out.anchors_without_positives,
+        "anchor_loss": float(terms.per_anchor[anchor]),
+        "loss": terms.loss,
+        "anchor_has_positives": bool(terms.has_positives[anchor]),
+        "anchors_without_positives": terms.anchors_without_positives,
     }
     return table, summary
 

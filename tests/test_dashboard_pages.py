@@ -7,6 +7,7 @@ for UMAP), and the runs folder holds good, broken, failed and orphaned runs.
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import time
@@ -17,8 +18,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import jobs
-from sdl import projection
-from sdl.runs import EMBEDDINGS, write_status
+from sdl import explain, projection
+from sdl.evaluate import seeded_subset
+from sdl.losses import compared_losses, loss_label
+from sdl.runs import EMBEDDINGS, read_embeddings, write_status
 from tests.run_fixtures import write_sample_run, write_sample_runs
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -177,6 +180,68 @@ def test_relations_text_run(app):
     assert "rel_terms_fig" in charts(app)  # a text run works too
 
 
+def plotly_values(value) -> list:
+    """A plotly 7 trace array as a list: plain JSON lists, or ``{"dtype", "bdata"}`` binary."""
+    if isinstance(value, dict) and "bdata" in value:
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).tolist()
+    return list(value)
+
+
+def page_batch(app, folders) -> tuple[np.ndarray, np.ndarray]:
+    """The labels and embeddings of the batch the Relations page drew from a demo run."""
+    demo, _ = folders
+    key = app.selectbox(key="rel_run").value
+    arrays = read_embeddings(demo / key.split("/", 1)[1])
+    rows = seeded_subset(len(arrays["labels"]), app.slider(key="rel_run_batch").value, 0)
+    return arrays["labels"][rows].astype(np.uint8), arrays["embeddings"][rows]
+
+
+def test_relations_anchor_rows_equal_a_full_recomputation(app, folders):
+    """After anchor and variant changes (the batch's matrices come from the caches), every number
+    about the anchor equals sdl.explain recomputed from scratch on the page's batch."""
+    labels, embeddings = page_batch(app, folders)
+    # the anchor with the most labels: its symmetric weights differ from the default ones
+    first, anchor = np.argsort(labels.sum(1), kind="stable")[[-2, -1]].tolist()
+    options = {"sdl": {"symmetric": True}}
+    changed = explain.anchor_pairs(labels, anchor, options["sdl"])
+    assert not np.allclose(changed["w"], explain.anchor_pairs(labels, anchor)["w"])
+
+    def anchor_input():
+        return next(n for n in app.number_input if n.key and n.key.startswith("rel_anchor"))
+
+    anchor_input().set_value(first).run()
+    app.toggle(key="rel_opt_sdl_symmetric").set_value(True).run()
+    anchor_input().set_value(anchor).run()
+    app.selectbox(key="rel_terms_loss").set_value("sdl").run()
+    no_exceptions(app)
+    assert f"Anchor {anchor}" in "\n".join(s.value for s in app.subheader)
+
+    pairs = next(d.value for d in app.dataframe if "K^s" in d.value.columns)
+    assert pairs["sample"].tolist() == changed["sample"].tolist()
+    assert pairs["relation"].tolist() == changed["relation"].tolist()
+    for column in ("K^s", "K^d", "w"):
+        np.testing.assert_allclose(pairs[column], changed[column], atol=1e-6, err_msg=column)
+
+    weights = explain.weights_by_relation(labels, anchor, compared_losses(), options)
+    bars = {t["name"]: t for t in charts(app)["rel_weights"]["data"]}
+    for loss, rows in weights.groupby("loss"):
+        bar = bars[loss_label(loss, options.get(loss))]
+        assert plotly_values(bar["x"]) == rows["relation"].tolist()
+        np.testing.assert_allclose(plotly_values(bar["y"]), rows["weight"], atol=1e-6)
+
+    tau = app.number_input(key="rel_tau").value
+    table, summary = explain.anchor_loss_terms(
+        embeddings, labels, anchor, "sdl", tau, options["sdl"]
+    )
+    shown = next(d.value for d in app.dataframe if "gradient" in d.value.columns)
+    expected = table.sort_values("gradient")
+    assert shown["sample"].tolist() == expected["sample"].tolist()
+    for column in ("cosine", "weight", "term", "gradient"):
+        np.testing.assert_allclose(shown[column], expected[column], atol=1e-6, err_msg=column)
+    assert app.metric[0].value == f"{summary['anchor_loss']:.3f}"
+    assert app.metric[1].value == f"{summary['loss']:.3f}"
+
+
 # --- Training ---------------------------------------------------------------------------------
 
 
@@ -226,6 +291,24 @@ def test_training_start_and_cancel(app, folders, monkeypatch):
     assert jobs.view(runs, "ui-job").state == "cancelled"
     app.run()
     assert "Cancelled by you" in texts(app)
+
+
+def test_training_draws_a_loss_options_from_the_registry(app, folders, monkeypatch):
+    """The loss's options, each through ui.option_input: types, bounds and defaults declared once,
+    and what the form starts is parsed from them."""
+    started = []
+    monkeypatch.setattr(jobs, "start", lambda root, name, config: started.append(config) or root)
+    app.switch_page("views/training.py").run()
+    app.selectbox(key="train_loss").set_value("jaccard").run()
+    threshold = app.number_input(key="train_opt_jaccard_threshold")
+    assert threshold.value == 0.0 and 0.999 < threshold.max < 1.0  # [0, 1): open at 1
+    assert app.selectbox(key="train_opt_jaccard_normalize").options == ["count", "weight"]
+    assert app.text_input(key="train_opt_jaccard_chunk_size").value == "none"
+    threshold.set_value(0.4)
+    app.text_input(key="train_opt_jaccard_chunk_size").set_value("32")
+    next(b for b in app.button if b.label == "Start training").click().run()
+    no_exceptions(app)
+    assert started[0].loss_options == {"threshold": 0.4, "chunk_size": 32}
 
 
 def test_training_refuses_a_bad_runs_folder(app):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from sdl import explain
 from sdl.losses import compared_losses
-from tests.test_relations import ref_relation
+from tests import dense_reference
+from tests.test_relations import ref_dissimilarity, ref_relation, ref_similarity, ref_weight
 
 # docs/method.md's worked example: anchor {0,1,2} against R2, R4, R5, R3, R1 samples
 WORKED = [{0, 1, 2}, {0, 1, 2}, {0, 1}, {0, 1, 2, 3}, {0, 3}, {3, 4}]
@@ -116,3 +118,104 @@ def test_anchor_loss_terms_add_up_to_the_anchor_loss():
     assert (table.loc[table["relation"] == "R1", "gradient"] >= 0).all()
     for loss in compared_losses():
         explain.anchor_loss_terms(embeddings[:32], labels[:32], 0, loss, 0.2)
+
+
+# --- a batch's matrices once, an anchor's row from them ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"similarity": "jaccard", "dissimilarity": "ratio"}, {"components": "similarity"}],
+)
+def test_every_anchor_row_of_the_batch_matches_set_loops(options):
+    """anchor_pairs_of reads rows of one batch_relations: each row against K^s, K^d, w by sets."""
+    labels = explain.random_label_sets(40, 6, 2.5, seed=5)
+    sets = [set(np.flatnonzero(r).tolist()) for r in labels]
+    forms = {"similarity": "anchor", "dissimilarity": "count", "components": "both", **options}
+    batch = explain.batch_relations(labels, options)
+    for anchor in range(len(sets)):
+        table = explain.anchor_pairs_of(batch, anchor).sort_values("sample")
+        others = [j for j in range(len(sets)) if j != anchor]
+        assert table["sample"].tolist() == others
+        s = sets[anchor]
+        expected = [ref_relation(s, sets[j]) for j in others]
+        assert table["relation"].tolist() == [f"R{r}" for r in expected]
+        k_s = [ref_similarity(s, sets[j], forms["similarity"]) for j in others]
+        k_d = [ref_dissimilarity(s, sets[j], forms["dissimilarity"]) for j in others]
+        w = [ref_weight(s, sets[j], *forms.values()) for j in others]
+        np.testing.assert_allclose(table["K^s"], k_s, atol=1e-6)
+        np.testing.assert_allclose(table["K^d"], k_d, atol=1e-6)
+        np.testing.assert_allclose(table["w"], w, atol=1e-6)
+
+
+def _mean_weights_by_loop(sets, weights, anchor):
+    """{(loss, relation): (mean weight, pairs)} over the anchor's row (or every pair), by loops."""
+    sums: dict = {}
+    anchors = range(len(sets)) if anchor is None else [anchor]
+    for loss, w in weights.items():
+        for i in anchors:
+            for j in range(len(sets)):
+                if i != j:
+                    key = (loss, f"R{ref_relation(sets[i], sets[j])}")
+                    total, count = sums.get(key, (0.0, 0))
+                    sums[key] = (total + float(w[i, j]), count + 1)
+    return {k: (total / count, count) for k, (total, count) in sums.items()}
+
+
+@pytest.mark.parametrize("anchor", [None, 0, 11, 29])
+def test_weights_by_relation_of_matches_loops_over_pairs(anchor):
+    labels = explain.random_label_sets(30, 5, 2.0, seed=8)
+    sets = [set(np.flatnonzero(r).tolist()) for r in labels]
+    weights = {
+        loss: explain.comparable_weights(
+            labels, loss, {"threshold": 0.3} if loss == "jaccard" else None
+        )
+        for loss in compared_losses()
+    }
+    relation = explain.batch_relations(labels).relation
+    table = explain.weights_by_relation_of(relation, weights, anchor)
+    got = {(r.loss, r.relation): (r.weight, r.pairs) for r in table.itertuples()}
+    expected = _mean_weights_by_loop(sets, weights, anchor)
+    assert set(got) == set(expected)
+    for key, (weight, pairs) in expected.items():
+        assert got[key][1] == pairs
+        assert got[key][0] == pytest.approx(weight, abs=1e-6)
+
+
+def test_anchor_loss_terms_of_match_the_dense_reference_loss():
+    """Each anchor's row of batch_loss_terms against the frozen dense loss on the same batch."""
+    rng = np.random.default_rng(3)
+    labels = explain.random_label_sets(48, 6, 2.5, seed=4)
+    embeddings = rng.normal(size=(48, 16)).astype(np.float32)
+    for loss, options in [("sdl", {"symmetric": True}), ("mulsupcon", {}), ("jaccard", {})]:
+        terms = explain.batch_loss_terms(embeddings, labels, loss, 0.2, options)
+        reference = dense_reference.build_loss(loss, temperature=0.2, **options)
+        x = torch.as_tensor(embeddings)
+        out = reference.forward_detailed(x, torch.as_tensor(labels, dtype=torch.float32), True)
+        unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+        for anchor in (0, 17, 47):
+            table, summary = explain.anchor_loss_terms_of(terms, anchor)
+            others = [j for j in range(48) if j != anchor]
+            assert table["sample"].tolist() == others
+            np.testing.assert_allclose(table["cosine"], unit[others] @ unit[anchor], atol=1e-5)
+            for column, matrix in [
+                ("weight", out.weights),
+                ("term", out.pair_terms()),
+                ("gradient", out.logit_gradient()),
+            ]:
+                expected = matrix.detach()[anchor].numpy()[others]
+                np.testing.assert_allclose(table[column], expected, atol=1e-5, err_msg=column)
+            assert summary["anchor_loss"] == pytest.approx(float(out.per_anchor[anchor]), abs=1e-5)
+            assert summary["loss"] == pytest.approx(float(out.loss), abs=1e-5)
+            assert summary["anchor_has_positives"] == bool(out.has_positives[anchor])
+            assert summary["anchors_without_positives"] == out.anchors_without_positives
+
+
+def test_an_anchor_outside_the_batch_is_refused():
+    labels = worked_labels()
+    batch = explain.batch_relations(labels)
+    for bad in (-1, 6, 2.5, True):
+        with pytest.raises(ValueError, match="anchor"):
+            explain.anchor_pairs_of(batch, bad)
+    with pytest.raises(ValueError, match="between 0 and 5, got 6"):
+        explain.weights_by_relation_of(batch.relation, {"sdl": batch.weight}, 6)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from dashboard import analysis, ui
 from dashboard.style import (
@@ -30,6 +33,9 @@ from sdl.relations import Relation
 SOURCES = ("A run's held-out set", "A dataset", "Generate", "Type")
 EXAMPLE_SETS = ["0,1,2", "0,1,2", "0,1", "0,1,2,3", "0,3", "3,4", "2", "1,2,5", "0,1,2,4,5", "4,5"]
 RELATION_ORDER = [r.short for r in Relation]
+#: the timing log app.py appends one line per script run to; a fragment's own rerun skips app.py
+TIMING_ENV = "SDL_DASHBOARD_TIMING"
+IN_FULL_RUN = "_rel_in_full_run"
 
 
 @dataclass
@@ -42,10 +48,32 @@ class Batch:
     temperature: float = 0.1
     origin: str = ""
 
-    @property
+    @cached_property
     def token(self) -> str:
-        """Short fingerprint of the label matrix: widgets tied to this batch reset when it changes."""
-        return hashlib.sha1(self.labels.tobytes() + str(self.labels.shape).encode()).hexdigest()[:8]
+        """Fingerprint of the label matrix: widgets tied to this batch reset when it changes, and
+        the batch's cached matrices are found by it (not by hashing the arrays on every run)."""
+        return fingerprint(self.labels)
+
+    @cached_property
+    def embeddings_token(self) -> str:
+        """Fingerprint of the embeddings ("" without them): the loss terms' cache key."""
+        return "" if self.embeddings is None else fingerprint(self.embeddings)
+
+    @cached_property
+    def thumbs_token(self) -> str:
+        return "" if self.thumbs is None else fingerprint(self.thumbs)
+
+
+def fingerprint(array: np.ndarray) -> str:
+    """A short hash of an array's bytes, dtype and shape."""
+    array = np.ascontiguousarray(array)
+    head = f"{array.dtype.str}{array.shape}".encode()
+    return hashlib.sha1(head + array.tobytes()).hexdigest()[:16]
+
+
+def options_key(options: dict | None) -> str:
+    """Loss options as a short, hashable cache key (JSON with sorted keys)."""
+    return json.dumps(options or {}, sort_keys=True)
 
 
 # --- cached work ------------------------------------------------------------------------------
@@ -58,21 +86,66 @@ def _dataset(name: str, seed: int):
     return load_dataset(name, seed=seed)
 
 
+# Each cache is keyed on short strings (the batch's fingerprint, the options as JSON); the arrays
+# go in as unhashed ``_`` arguments, so a hit costs no hashing of B x B data. A batch's matrices are
+# computed once per (batch, loss, options); an anchor change only reads rows from them.
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
-def _relations(labels: np.ndarray, sdl_options: dict) -> explain.BatchRelations:
-    return explain.batch_relations(labels, sdl_options)
+def _relations(token: str, sdl_key: str, _labels: np.ndarray) -> explain.BatchRelations:
+    del token  # the key, with sdl_key
+    return explain.batch_relations(_labels, json.loads(sdl_key))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _weights_by_relation(
-    labels: np.ndarray, anchor: int | None, losses: tuple[str, ...], options: dict
+def _loss_weights(token: str, loss: str, key: str, _labels: np.ndarray) -> np.ndarray:
+    del token
+    return explain.comparable_weights(_labels, loss, json.loads(key))
+
+
+def batch_weights(batch: Batch, losses: tuple[str, ...], options: dict) -> dict[str, np.ndarray]:
+    """Every loss's (B, B) comparable weights for the batch, each cached on its own options."""
+    return {
+        loss: _loss_weights(batch.token, loss, options_key(options.get(loss)), batch.labels)
+        for loss in losses
+    }
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _batch_weight_table(
+    token: str,
+    losses: tuple[str, ...],
+    key: str,
+    _relation: np.ndarray,
+    _weights: dict[str, np.ndarray],
 ) -> pd.DataFrame:
-    return explain.weights_by_relation(labels, anchor, losses, options)
+    del token, losses, key
+    return explain.weights_by_relation_of(_relation, _weights, None)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _anchor_pairs(labels: np.ndarray, anchor: int, sdl_options: dict) -> pd.DataFrame:
-    return explain.anchor_pairs(labels, anchor, sdl_options)
+@st.cache_data(show_spinner=False, max_entries=16)
+def _loss_terms(
+    token: str,
+    embeddings_token: str,
+    loss: str,
+    temperature: float,
+    key: str,
+    _embeddings: np.ndarray,
+    _labels: np.ndarray,
+) -> explain.BatchLossTerms:
+    del token, embeddings_token
+    return explain.batch_loss_terms(_embeddings, _labels, loss, temperature, json.loads(key))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _thumb_uris(token: str, _thumbs: np.ndarray) -> list[str]:
+    del token
+    return [ui.thumb_data_uri(t) for t in _thumbs]
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _random_label_sets(size: int, classes: int, mean: float, seed: int) -> np.ndarray:
+    return explain.random_label_sets(size, classes, mean, seed)
 
 
 @st.cache_resource(show_spinner=False, max_entries=24)
@@ -82,9 +155,10 @@ def _factor_figure(token: str, options: str, which: str, _matrix: np.ndarray, ti
     return factor_figure(_matrix, title)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _loss_terms(embeddings, labels, anchor, loss, temperature, options):
-    return explain.anchor_loss_terms(embeddings, labels, anchor, loss, temperature, options)
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _counts_figure(token: str, _counts: dict) -> go.Figure:
+    del token
+    return counts_figure(_counts)
 
 
 # --- choosing a batch -------------------------------------------------------------------------
@@ -175,7 +249,7 @@ def batch_generated() -> Batch:
     )
     size = cols[2].slider("Batch size", 2, MAX_BATCH, 32, key="rel_gen_batch")
     seed = int(cols[3].number_input("Seed", 0, 10_000, 0, key="rel_gen_seed"))
-    labels = explain.random_label_sets(size, classes, mean, seed)
+    labels = _random_label_sets(size, classes, float(mean), seed)
     return Batch(labels=labels, names=[str(i) for i in range(classes)], origin="generated")
 
 
@@ -234,30 +308,6 @@ def weight_options(loss: str) -> tuple[Option, ...]:
     return tuple(o for o in loss_class(loss).options if o.group == "weights")
 
 
-def option_control(option: Option, key: str, container, param: str) -> object:
-    """A compact control for a weight option: radio for choices, toggle for a flag, number else;
-    its value lives in the URL as ``param``."""
-    if option.choices is not None:
-        ui.url_state(key, param, option.choices)
-        return container.radio(option.name, option.choices, key=key, help=option.help)
-    if option.kind is bool:
-        ui.url_state(key, param, (True, False))
-        return bool(container.toggle(option.name, key=key, help=option.help))
-    ui.url_state(key, param, option.parse)
-    # A value set through the URL (session state) must not meet a default as well.
-    value = {} if key in st.session_state else {"value": option.default}
-    return option.parse(
-        container.number_input(
-            option.name,
-            min_value=option.low,
-            max_value=(option.high - 1e-6) if option.high_open else option.high,
-            key=key,
-            help=option.help,
-            **value,
-        )
-    )
-
-
 def choose_variants(losses: list[str]) -> dict[str, dict]:
     """The weight options of every compared loss (SDL's variants and ablations among them)."""
     chosen: dict[str, dict] = {}
@@ -269,7 +319,11 @@ def choose_variants(losses: list[str]) -> dict[str, dict]:
             st.markdown(f"**{loss}** · {loss_class(loss).summary}")
             cols = st.columns(max(4, len(options)))
             chosen[loss] = {
-                o.name: option_control(o, f"rel_opt_{loss}_{o.name}", cols[n], f"{loss}.{o.name}")
+                o.name: o.parse(
+                    ui.option_input(
+                        o, f"rel_opt_{loss}_{o.name}", cols[n], f"{loss}.{o.name}", "radio"
+                    )
+                )
                 for n, o in enumerate(options)
             }
     return chosen
@@ -301,45 +355,53 @@ def choose_anchor(batch: Batch, rel: np.ndarray) -> int:
 
 
 def relation_matrix_figure(rel: np.ndarray, anchor: int | None = None) -> go.Figure:
-    fig = go.Figure(
-        go.Heatmap(
-            z=rel.astype(np.int8),  # small ints travel as 1 byte each
-            colorscale=relation_colorscale(),
-            zmin=0.5,
-            zmax=5.5,
-            colorbar={
-                "tickvals": [1, 2, 3, 4, 5],
-                "ticktext": [RELATION_LABELS[k] for k in RELATION_COLORS],
-                "title": {"text": "relation"},
-                "len": 0.9,
-            },
-            hovertemplate="anchor %{y} · sample %{x}<br>R%{z}<extra></extra>",
-            xgap=1 if len(rel) <= 64 else 0,
-            ygap=1 if len(rel) <= 64 else 0,
-        )
-    )
+    small = len(rel) <= 20
+    shapes = []
     if anchor is not None:
-        fig.add_shape(
-            type="rect",
-            x0=-0.5,
-            x1=len(rel) - 0.5,
-            y0=anchor - 0.5,
-            y1=anchor + 0.5,
-            line={"color": "black", "width": 2},
+        shapes.append(
+            {
+                "type": "rect",
+                "x0": -0.5,
+                "x1": len(rel) - 0.5,
+                "y0": anchor - 0.5,
+                "y1": anchor + 0.5,
+                "line": {"color": "black", "width": 2},
+            }
         )
-    fig.update_layout(
-        title="Relation of sample (column) to anchor (row)",
-        height=480,
-        margin={"l": 50, "r": 10, "t": 50, "b": 40},
-        xaxis={"title": "sample", "constrain": "domain", "dtick": 1 if len(rel) <= 20 else None},
-        yaxis={
-            "title": "anchor",
+    # The layout in one go: add_shape and update_layout each validate the figure again.
+    layout = {
+        "title": {"text": "Relation of sample (column) to anchor (row)"},
+        "height": 480,
+        "margin": {"l": 50, "r": 10, "t": 50, "b": 40},
+        "xaxis": {
+            "title": {"text": "sample"},
+            "constrain": "domain",
+            "dtick": 1 if small else None,
+        },
+        "yaxis": {
+            "title": {"text": "anchor"},
             "autorange": "reversed",
             "scaleanchor": "x",
-            "dtick": 1 if len(rel) <= 20 else None,
+            "dtick": 1 if small else None,
         },
+        "shapes": shapes,
+    }
+    heatmap = go.Heatmap(
+        z=rel.astype(np.int8),  # small ints travel as 1 byte each
+        colorscale=relation_colorscale(),
+        zmin=0.5,
+        zmax=5.5,
+        colorbar={
+            "tickvals": [1, 2, 3, 4, 5],
+            "ticktext": [RELATION_LABELS[k] for k in RELATION_COLORS],
+            "title": {"text": "relation"},
+            "len": 0.9,
+        },
+        hovertemplate="anchor %{y} · sample %{x}<br>R%{z}<extra></extra>",
+        xgap=1 if len(rel) <= 64 else 0,
+        ygap=1 if len(rel) <= 64 else 0,
     )
-    return fig
+    return go.Figure(heatmap, layout)
 
 
 def counts_figure(counts: dict) -> go.Figure:
@@ -390,46 +452,102 @@ def factor_figure(matrix: np.ndarray, title: str) -> go.Figure:
 def weights_figure(table: pd.DataFrame, scope: str, names: dict[str, str]) -> go.Figure:
     """Grouped bars per relation; ``names`` gives each loss's legend name (its active variant)."""
     colours = loss_colors(names)
-    fig = go.Figure()
+    # (weight, pairs) per loss and relation; plain lists, since a pandas filter, reindex and
+    # dropna per loss cost more than the whole figure.
+    cells: dict[str, dict[str, tuple[float, int]]] = {loss: {} for loss in names}
+    for loss, relation, weight, pairs in zip(
+        table["loss"], table["relation"], table["weight"], table["pairs"], strict=True
+    ):
+        cells.setdefault(loss, {})[relation] = (float(weight), int(pairs))
+    traces = []
     # One go.Bar per loss: plotly express builds the same figure several times slower.
     for loss, shown in names.items():
-        rows = (
-            table[table["loss"] == loss]
-            .set_index("relation")
-            .reindex(RELATION_ORDER)
-            .dropna(subset=["weight"])
-        )
-        fig.add_trace(
+        present = [r for r in RELATION_ORDER if r in cells[loss]]
+        weights = np.array([cells[loss][r][0] for r in present], dtype=np.float64)
+        traces.append(
             go.Bar(
                 name=shown,
-                x=list(rows.index),
-                y=rows["weight"].to_numpy(),
+                x=present,
+                y=weights,
                 marker_color=colours[loss],
-                text=rows["weight"].to_numpy(),
+                text=weights,
                 texttemplate="%{y:.2f}",
                 textposition="outside",
                 cliponaxis=False,
-                customdata=rows[["pairs"]].to_numpy(),
+                customdata=np.array([[cells[loss][r][1]] for r in present], dtype=np.int64),
                 hovertemplate=f"{shown}<br>%{{x}}: %{{y:.3f}} over %{{customdata[0]}} pairs"
                 "<extra></extra>",
             )
         )
-    fig.update_layout(
-        barmode="group",
-        title=f"Mean pair weight per relation, {scope}",
-        height=420,
-        yaxis={"range": [0, 1.18], "title": "weight (R2 = 1)"},
-        xaxis={
-            "title": "relation of the sample to the anchor",
+    layout = {  # in the constructor: update_layout would validate the figure again
+        "barmode": "group",
+        "title": {"text": f"Mean pair weight per relation, {scope}"},
+        "height": 420,
+        "yaxis": {"range": [0, 1.18], "title": {"text": "weight (R2 = 1)"}},
+        "xaxis": {
+            "title": {"text": "relation of the sample to the anchor"},
             "categoryorder": "array",
             "categoryarray": RELATION_ORDER,
             "tickvals": RELATION_ORDER,
             "ticktext": [RELATION_LABELS[k] for k in RELATION_ORDER],
         },
-        legend={"title": "loss", "orientation": "h", "y": 1.12, "x": 0},
-        margin={"t": 90, "b": 40},
-    )
-    return fig
+        "legend": {"title": {"text": "loss"}, "orientation": "h", "y": 1.12, "x": 0},
+        "margin": {"t": 90, "b": 40},
+    }
+    return go.Figure(traces, layout)
+
+
+def terms_figure(table: pd.DataFrame) -> go.Figure:
+    """Each sample's logit gradient against its cosine to the anchor, one trace per relation."""
+    traces = []
+    # One go.Scatter per relation: plotly express builds the same figure several times slower.
+    # The numbers travel as one float array (binary), the label sets as the points' text.
+    for relation in RELATION_ORDER:
+        rows = table[table["relation"] == relation]
+        if rows.empty:
+            continue
+        traces.append(
+            go.Scatter(
+                x=rows["cosine"].to_numpy(),
+                y=rows["gradient"].to_numpy(),
+                mode="markers",
+                name=relation,
+                legendgroup=relation,
+                marker={
+                    "color": RELATION_COLORS[relation],
+                    "size": 9,
+                    "line": {"width": 0.5, "color": "white"},
+                },
+                text=rows["labels"].tolist(),
+                customdata=rows[["sample", "weight", "term"]].to_numpy(dtype=np.float64),
+                hovertemplate=f"relation={relation}<br>cosine=%{{x}}<br>gradient=%{{y}}"
+                "<br>sample=%{customdata[0]}<br>labels=%{text}"
+                "<br>weight=%{customdata[1]:.3f}<br>term=%{customdata[2]:.4f}<extra></extra>",
+            )
+        )
+    # The layout in one go: add_hline and update_layout each validate the figure again.
+    zero_line = {
+        "type": "line",
+        "xref": "x domain",
+        "x0": 0,
+        "x1": 1,
+        "yref": "y",
+        "y0": 0,
+        "y1": 0,
+        "line": {"color": "#888", "width": 1},
+    }
+    layout = {
+        "title": {
+            "text": "dL/d(logit) per sample: below 0 pulls it toward the anchor, above 0 pushes "
+            "it away"
+        },
+        "height": 420,
+        "xaxis": {"title": {"text": "cosine similarity to the anchor"}},
+        "yaxis": {"title": {"text": "gradient on the pair's logit"}},
+        "legend": {"title": {"text": "relation"}},
+        "shapes": [zero_line],
+    }
+    return go.Figure(traces, layout)
 
 
 def style_relations(frame: pd.DataFrame):
@@ -453,8 +571,8 @@ def item_view(batch: Batch, index: int) -> None:
             st.caption(str(batch.texts[index])[:300])
 
 
-def pairs_table(batch: Batch, anchor: int, sdl_options: dict) -> None:
-    table = _anchor_pairs(batch.labels, anchor, sdl_options).copy()
+def pairs_table(batch: Batch, anchor: int, rel: explain.BatchRelations, sdl_options: dict) -> None:
+    table = explain.anchor_pairs_of(rel, anchor)
     table.insert(
         1,
         "labels",
@@ -474,7 +592,8 @@ def pairs_table(batch: Batch, anchor: int, sdl_options: dict) -> None:
         ),
     }
     if batch.thumbs is not None and len(table) <= 256:
-        table.insert(0, "image", [ui.thumb_data_uri(batch.thumbs[j]) for j in table["sample"]])
+        uris = _thumb_uris(batch.thumbs_token, batch.thumbs)
+        table.insert(0, "image", [uris[j] for j in table["sample"]])
         column_config["image"] = st.column_config.ImageColumn("image", width="small")
     st.dataframe(
         style_relations(table),
@@ -510,9 +629,16 @@ def loss_terms_section(batch: Batch, anchor: int, options: dict[str, dict]) -> N
         0.01,
         key="rel_tau",
     )
-    table, summary = _loss_terms(
-        batch.embeddings, batch.labels, anchor, loss, float(temperature), options.get(loss, {})
+    terms = _loss_terms(
+        batch.token,
+        batch.embeddings_token,
+        loss,
+        float(temperature),
+        options_key(options.get(loss)),
+        batch.embeddings,
+        batch.labels,
     )
+    table, summary = explain.anchor_loss_terms_of(terms, anchor)
     with cols[2]:
         m = st.columns(3)
         m[0].metric("Anchor loss L_i", f"{summary['anchor_loss']:.3f}")
@@ -523,24 +649,7 @@ def loss_terms_section(batch: Batch, anchor: int, options: dict[str, dict]) -> N
     table["labels"] = [
         analysis.format_label_set(batch.labels[j], batch.names) for j in table["sample"]
     ]
-    fig = px.scatter(
-        table,
-        x="cosine",
-        y="gradient",
-        color="relation",
-        color_discrete_map=RELATION_COLORS,
-        category_orders={"relation": RELATION_ORDER},
-        hover_data={"sample": True, "labels": True, "weight": ":.3f", "term": ":.4f"},
-    )
-    fig.add_hline(y=0, line_color="#888", line_width=1)
-    fig.update_traces(marker={"size": 9, "line": {"width": 0.5, "color": "white"}})
-    fig.update_layout(
-        title="dL/d(logit) per sample: below 0 pulls it toward the anchor, above 0 pushes it away",
-        height=420,
-        xaxis_title="cosine similarity to the anchor",
-        yaxis_title="gradient on the pair's logit",
-        legend_title="relation",
-    )
+    fig = terms_figure(table)
     left, right = st.columns([3, 2])
     with left:
         st.plotly_chart(fig, key="rel_terms_fig")
@@ -570,26 +679,36 @@ def factors_section(rel: explain.BatchRelations, sdl_options: dict, token: str) 
         caption += f". The weight shown is the variant's, {formula}, not K^s·K^d."
     st.caption(caption)
     cols = st.columns(3)
-    for col, matrix, title, key in zip(
+    # K^s depends on the similarity form alone and K^d on the dissimilarity form alone, so a
+    # variant that changes neither (symmetric, components) redraws only the weight's heatmap.
+    defaults = loss_options(SDLoss.name)
+    forms = {name: sdl_options.get(name, defaults[name]) for name in defaults}
+    for col, matrix, title, key, depends in zip(
         cols,
         (rel.k_s, rel.k_d, rel.weight),
         ("K^s similarity", "K^d dissimilarity", formula),
         ("ks", "kd", "w"),
+        ({"similarity": forms["similarity"]}, {"dissimilarity": forms["dissimilarity"]}, forms),
         strict=True,
     ):
-        fig = _factor_figure(token, json.dumps(sdl_options, sort_keys=True), key, matrix, title)
+        fig = _factor_figure(token, options_key(depends), key, matrix, title)
         col.plotly_chart(fig, key=f"rel_{key}")
 
 
-def weights_section(batch: Batch, anchor: int, options: dict[str, dict]) -> None:
+def weights_section(
+    batch: Batch, anchor: int, rel: explain.BatchRelations, options: dict[str, dict]
+) -> None:
     st.subheader("What weight each loss gives each relation")
     scope = st.radio(
         "Average over", ("this anchor", "the whole batch"), horizontal=True, key="rel_scope"
     )
     losses = tuple(compared_losses())
-    table = _weights_by_relation(
-        batch.labels, anchor if scope == "this anchor" else None, losses, options
-    )
+    weights = batch_weights(batch, losses, options)
+    if scope == "this anchor":
+        table = explain.weights_by_relation_of(rel.relation, weights, anchor)
+    else:
+        key = options_key({loss: options.get(loss) for loss in losses})
+        table = _batch_weight_table(batch.token, losses, key, rel.relation, weights)
     names = {loss: loss_label(loss, options.get(loss)) for loss in losses}
     fig = weights_figure(table, scope, names)
     st.plotly_chart(fig, key="rel_weights")
@@ -611,6 +730,54 @@ def weights_section(batch: Batch, anchor: int, options: dict[str, dict]) -> None
             st.caption(f"No {', '.join(missing)} pair for this anchor in this batch.")
 
 
+def log_fragment_time(started: float, outcome: str) -> None:
+    """One line in app.py's timing log for a rerun of the anchor fragment alone.
+
+    A full run is logged by app.py (the fragment runs inside it); a fragment's own rerun does not
+    pass through app.py, so it is logged here, in the same form.
+    """
+    target = os.environ.get(TIMING_ENV)
+    if not target or st.session_state.get(IN_FULL_RUN):
+        return
+    line = {
+        "page": "Relations (anchor)",
+        "seconds": round(time.perf_counter() - started, 6),
+        "outcome": outcome,
+        "end": time.time(),
+    }
+    with open(target, "a", encoding="utf-8") as out:  # a log: one short O_APPEND write
+        out.write(json.dumps(line) + "\n")
+
+
+@st.fragment
+def anchor_view(batch: Batch, options: dict[str, dict], below: DeltaGenerator) -> None:
+    """Everything that depends on the anchor: a change of anchor (or of a widget here) reruns
+    only this, reading rows of the batch's cached matrices. ``below`` is the container, further
+    down the page, that gets the anchor's pairs, weights and loss terms."""
+    started = time.perf_counter()
+    outcome = "ok"
+    try:
+        sdl_options = options.get(SDLoss.name, {})
+        rel = _relations(batch.token, options_key(sdl_options), batch.labels)
+        left, right = st.columns([3, 2])
+        with right:
+            anchor = choose_anchor(batch, rel.relation)
+            item_view(batch, anchor)
+            st.plotly_chart(_counts_figure(batch.token, rel.counts), key="rel_counts")
+        with left:
+            st.plotly_chart(relation_matrix_figure(rel.relation, anchor), key="rel_matrix")
+        with below:
+            st.subheader(f"Anchor {anchor}: its pairs")
+            pairs_table(batch, anchor, rel, sdl_options)
+            weights_section(batch, anchor, rel, options)
+            loss_terms_section(batch, anchor, options)
+    except BaseException as exc:  # st.rerun and st.stop end a run by raising: log, re-raise
+        outcome = type(exc).__name__
+        raise
+    finally:
+        log_fragment_time(started, outcome)
+
+
 def render() -> None:
     st.title("Relations")
     st.markdown(RELATIONS_CAPTION)
@@ -620,26 +787,21 @@ def render() -> None:
         return
     options = choose_variants(compared_losses())
     sdl_options = options.get(SDLoss.name, {})
-    rel = _relations(batch.labels, sdl_options)
+    rel = _relations(batch.token, options_key(sdl_options), batch.labels)
     st.caption(
         f"Batch: {batch.origin} · {len(batch.labels)} items · {batch.labels.shape[1]} labels"
     )
-
-    top = st.columns([3, 2])
-    with top[0]:
-        anchor_holder = st.container()
-    with top[1]:
-        anchor = choose_anchor(batch, rel.relation)
-        item_view(batch, anchor)
-        st.plotly_chart(counts_figure(rel.counts), key="rel_counts")
-    with anchor_holder:
-        st.plotly_chart(relation_matrix_figure(rel.relation, anchor), key="rel_matrix")
-
-    factors_section(rel, sdl_options, batch.token)
-    st.subheader(f"Anchor {anchor}: its pairs")
-    pairs_table(batch, anchor, sdl_options)
-    weights_section(batch, anchor, options)
-    loss_terms_section(batch, anchor, options)
+    top = st.container()
+    factors = st.container()
+    below = st.container()
+    with factors:
+        factors_section(rel, sdl_options, batch.token)
+    st.session_state[IN_FULL_RUN] = True
+    try:
+        with top:
+            anchor_view(batch, options, below)
+    finally:
+        st.session_state[IN_FULL_RUN] = False
 
 
 render()

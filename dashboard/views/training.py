@@ -15,7 +15,6 @@ from dashboard.style import loss_color
 from sdl.data import DATASETS
 from sdl.losses import loss_class, loss_label, loss_names, parse_loss_options
 from sdl.losses import loss_options as loss_options_of
-from sdl.options import Option
 from sdl.runs import folders_with_status, read_history
 from sdl.train import FIELD_OPTIONS, TrainConfig
 
@@ -39,32 +38,6 @@ def _choices() -> tuple[list[str], list[str]]:
     """Datasets that load here, and the losses that train on label sets (the registry's)."""
     datasets = [name for name, info in DATASETS.items() if info.missing(None) is None]
     return datasets, loss_names(label_kind="multi")
-
-
-def option_widget(option: Option, key: str, container=st) -> object:
-    """A widget for one option, drawn from its declared type, choices and bounds."""
-    label = option.name.replace("_", " ")
-    if option.choices is not None:
-        return container.selectbox(
-            label, option.choices, index=option.choices.index(option.default), key=key,
-            help=option.help,
-        )  # fmt: skip
-    if option.kind is bool:
-        return container.toggle(label, value=bool(option.default), key=key, help=option.help)
-    if option.kind in (int, float):
-        if option.nullable and option.default is None:
-            return container.text_input(label, "none", key=key, help=option.help)
-        cast = option.kind
-        step = 1 if cast is int else None
-        low = None if option.low is None else cast(option.low)
-        high = None if option.high is None else cast(option.high)
-        if cast is float and option.high_open and high is not None:
-            high = float(high) - 1e-9
-        return container.number_input(
-            label, min_value=low, max_value=high, value=cast(option.default), step=step,
-            key=key, help=option.help, format="%g" if cast is float else "%d",
-        )  # fmt: skip
-    return container.text_input(label, str(option.default), key=key, help=option.help)
 
 
 def field_widget(name: str, container, value: object, **kwargs) -> object:
@@ -120,7 +93,7 @@ def training_form(datasets: list[str], losses: list[str]) -> tuple[str, TrainCon
             with st.expander(f"Options of {loss}", expanded=False):
                 cols = st.columns(min(4, len(options)))
                 for number, option in enumerate(options):
-                    chosen[option.name] = option_widget(
+                    chosen[option.name] = ui.option_input(
                         option, f"train_opt_{loss}_{option.name}", cols[number % len(cols)]
                     )
         submitted = st.button("Start training", type="primary", icon=":material/play_arrow:")
