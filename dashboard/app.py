@@ -19,7 +19,6 @@ import time
 STARTED = time.perf_counter()  # first, so the timing log includes the imports below
 
 import ipaddress  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -35,7 +34,6 @@ from streamlit import config as st_config  # noqa: E402
 from dashboard import frame_guard, ui  # noqa: E402
 
 ALLOW_REMOTE_ENV = "SDL_DASHBOARD_ALLOW_REMOTE"
-TIMING_ENV = "SDL_DASHBOARD_TIMING"
 SAFE_START = (
     "streamlit run dashboard/serve.py --server.address 127.0.0.1 "
     "--browser.gatherUsageStats false --server.headless true"
@@ -84,22 +82,6 @@ def refuse_unguarded_serving() -> None:
         icon=":material/lock:",
     )
     st.stop()
-
-
-def log_timing(page: str, outcome: str) -> None:
-    """One JSON line per script run when SDL_DASHBOARD_TIMING names a file (for the benchmark)."""
-    target = os.environ.get(TIMING_ENV)
-    if not target:
-        return
-    line = {
-        "page": page,
-        "seconds": round(time.perf_counter() - STARTED, 6),
-        "outcome": outcome,
-        "end": time.time(),
-    }
-    # A log, not a run file: one short append per run, which O_APPEND keeps whole.
-    with open(target, "a", encoding="utf-8") as out:
-        out.write(json.dumps(line) + "\n")
 
 
 st.set_page_config(
@@ -182,6 +164,6 @@ ui.sidebar_runs_folder()
 try:
     page.run()
 except BaseException as exc:  # st.stop and reruns end a run by raising; log them, then re-raise
-    log_timing(page.title, type(exc).__name__)
+    ui.log_timing(page.title, STARTED, type(exc).__name__)
     raise
-log_timing(page.title, "ok")
+ui.log_timing(page.title, STARTED, "ok")

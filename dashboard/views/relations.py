@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -33,8 +32,6 @@ from sdl.relations import Relation
 SOURCES = ("A run's held-out set", "A dataset", "Generate", "Type")
 EXAMPLE_SETS = ["0,1,2", "0,1,2", "0,1", "0,1,2,3", "0,3", "3,4", "2", "1,2,5", "0,1,2,4,5", "4,5"]
 RELATION_ORDER = [r.short for r in Relation]
-#: the timing log app.py appends one line per script run to; a fragment's own rerun skips app.py
-TIMING_ENV = "SDL_DASHBOARD_TIMING"
 IN_FULL_RUN = "_rel_in_full_run"
 
 
@@ -731,22 +728,10 @@ def weights_section(
 
 
 def log_fragment_time(started: float, outcome: str) -> None:
-    """One line in app.py's timing log for a rerun of the anchor fragment alone.
-
-    A full run is logged by app.py (the fragment runs inside it); a fragment's own rerun does not
-    pass through app.py, so it is logged here, in the same form.
-    """
-    target = os.environ.get(TIMING_ENV)
-    if not target or st.session_state.get(IN_FULL_RUN):
-        return
-    line = {
-        "page": "Relations (anchor)",
-        "seconds": round(time.perf_counter() - started, 6),
-        "outcome": outcome,
-        "end": time.time(),
-    }
-    with open(target, "a", encoding="utf-8") as out:  # a log: one short O_APPEND write
-        out.write(json.dumps(line) + "\n")
+    """Log a rerun of the anchor fragment alone; a full run is logged by app.py (the fragment
+    runs inside it), but a fragment's own rerun does not pass through app.py."""
+    if not st.session_state.get(IN_FULL_RUN):
+        ui.log_timing("Relations (anchor)", started, outcome)
 
 
 @st.fragment
