@@ -32,7 +32,9 @@ def test_probe_on_the_labels_themselves_is_perfect():
     x_train = np.hstack([y_train, noise(200)])
     x_test = np.hstack([y_test, noise(80)])
     metrics = linear_probe(x_train, y_train, x_test, y_test)
-    assert metrics == pytest.approx({"mAP": 1.0, "micro_f1": 1.0, "macro_f1": 1.0})
+    scores = {k: metrics[k] for k in ("mAP", "micro_f1", "macro_f1")}
+    assert scores == pytest.approx({"mAP": 1.0, "micro_f1": 1.0, "macro_f1": 1.0})
+    assert metrics["probe_labels"] == 5 and metrics["probe_converged"] == 1
 
 
 def test_probe_on_noise_is_near_chance():
@@ -45,19 +47,34 @@ def test_probe_on_noise_is_near_chance():
     assert abs(metrics["mAP"] - prevalence) < 0.12
 
 
-def test_probe_skips_labels_absent_from_the_test_split_and_constant_in_train():
-    y_train = random_labels(100, 4, 0)
-    y_train[:, 3] = 0  # constant in train: predicted as 0
-    y_test = random_labels(50, 4, 1)
-    y_test[:, 2] = 0  # absent from test: left out of mAP and macro-F1
+def test_probe_evaluates_only_labels_with_positives_in_both_splits():
+    y_train = random_labels(100, 5, 0)
+    y_train[:, 3] = 0  # no training positive: no probe can learn it, left out
+    y_train[:, 4] = 1  # positive on every training item: predicted as that constant
+    y_test = random_labels(50, 5, 1)
+    y_test[:, 2] = 0  # absent from test: its AP is undefined, left out
     x_train = y_train.astype(float) + 0.01
     x_test = y_test.astype(float) + 0.01
     metrics = linear_probe(x_train, y_train, x_test, y_test)
-    # labels 0 and 1 are perfect; label 3 has positives in test but is never predicted (AP = its
-    # prevalence, F1 = 0)
-    ap3 = y_test[:, 3].mean()
-    assert metrics["mAP"] == pytest.approx((1 + 1 + ap3) / 3)
-    assert metrics["macro_f1"] == pytest.approx(2 / 3)
+    # labels 0 and 1 are perfect; label 4 scores 1 everywhere: AP = its test prevalence, and every
+    # item predicted, so its F1 is 2p / (1 + p) for prevalence p
+    p4 = y_test[:, 4].mean()
+    assert metrics["probe_labels"] == 3
+    assert metrics["mAP"] == pytest.approx((1 + 1 + p4) / 3)
+    assert metrics["macro_f1"] == pytest.approx((1 + 1 + 2 * p4 / (1 + p4)) / 3)
+    # micro-F1 over the same three labels: label 4 adds its false positives, nothing else does
+    positives = y_test[:, [0, 1, 4]].sum()
+    false_pos = (1 - y_test[:, 4]).sum()
+    assert metrics["micro_f1"] == pytest.approx(2 * positives / (2 * positives + false_pos))
+    # at least 18 positives in each split: only label 0 has them
+    counts = np.minimum(y_train.sum(0), y_test.sum(0))
+    strict = linear_probe(x_train, y_train, x_test, y_test, min_positives=18)
+    assert strict["probe_labels"] == int((counts >= 18).sum()) == 1
+    assert strict["mAP"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="min_positives"):
+        linear_probe(x_train, y_train, x_test, y_test, min_positives=0)
+    with pytest.raises(ValueError, match="min_positives=1000"):
+        linear_probe(x_train, y_train, x_test, y_test, min_positives=1000)
 
 
 def explicit_knn(train_x, train_y, query_x, query_y, k):
@@ -109,6 +126,9 @@ def test_evaluate_embeddings_has_exactly_the_metric_keys():
         "mAP",
         "micro_f1",
         "macro_f1",
+        "probe_labels",
+        "probe_iterations",
+        "probe_converged",
         "knn_jaccard@10",
         "precision@10",
         "relation_profile",
