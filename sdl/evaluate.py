@@ -755,9 +755,16 @@ def knn_retrieval(
     }
 
 
+def eval_threads() -> int:
+    """BLAS threads of the evaluation: a quarter of the cores, 1 to 4. Its products are small, so
+    extra threads mostly wait on each other, and far worse when other work holds the cores: with
+    2 threads on a busy 2-core machine the probe took ten times as long as with one (seen: minutes
+    with 16 threads on a 16-core GPU host)."""
+    return max(1, min(4, (os.cpu_count() or 1) // 4))
+
+
 def _eval_threads():
-    # Small dense problems: many BLAS threads only contend (seen: minutes on a 16-core GPU host).
-    return threadpool_limits(limits=min(4, os.cpu_count() or 1))
+    return threadpool_limits(limits=eval_threads())
 
 
 def evaluate_embeddings(
