@@ -4,12 +4,16 @@ One space's metrics (:func:`evaluate_embeddings`, see docs/method.md, "Measuring
 do to a space"), all on the held-out split:
 
 - ``mAP``, ``micro_f1``, ``macro_f1``: a linear probe (multi-label logistic regression on
-  standardised features, :func:`linear_probe`);
+  standardised features, :func:`linear_probe`) over the ``probe_labels`` labels with a positive in
+  both splits, with its fit's ``probe_iterations`` and ``probe_converged``;
 - ``knn_jaccard@10``, ``precision@10``: retrieval from the training embeddings;
 - ``relation_profile``: mean cosine per relation R1..R5 over pooled pairs (R4 = R5 by symmetry);
 - ``relation_auc`` / ``relation_auc_anchors``: anchor-centred AUCs, e.g. ``"R2>R5"``;
 - ``sd_agreement``: per-anchor Spearman rho between cosine and the SD weight / Jaccard;
 - ``sd_surface``: mean cosine (and AUC against R1) by (shared, extra, missing) label counts.
+
+The relation metrics share one pass: :func:`anchor_labels` (the labels' side, once per split) and
+:func:`anchor_rows` (one sort of each anchor's cosines, once per space).
 
 Seed summaries (:func:`seed_summary`, :func:`paired_difference`) are the one place where runs over
 seeds become a mean, a spread, a 95% interval and a verdict.
