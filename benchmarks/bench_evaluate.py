@@ -163,7 +163,7 @@ def total(timings: dict, cap: float | None = None) -> float:
 
 
 def seconds(value: float, at_least: bool = False) -> str:
-    return f"> {value:.0f}" if at_least else f"{value:.2f}"
+    return f"> {value:.2f}" if at_least else f"{value:.2f}"
 
 
 def main() -> None:

@@ -421,6 +421,16 @@ def test_a_long_tail_of_labels_evaluates_only_the_measurable_ones():
     assert 0 < record["mAP"] <= 1
 
 
+def test_relation_metrics_without_anchors_are_empty_not_errors():
+    x = np.random.default_rng(0).standard_normal((6, 3))
+    y = np.zeros((6, 4), dtype=np.uint8)  # no item has a label: no anchor
+    auc, anchors = relation_auc(x, y)
+    assert set(auc.values()) == {None} and set(anchors.values()) == {0}
+    assert sd_surface(x, y) == []
+    assert sd_agreement(x, y) == {"sd": None, "jaccard": None, "anchors": 0}
+    assert set(relation_profile(x, y).values()) == {None}
+
+
 def test_relation_metrics_reject_bad_input():
     y = random_labels(10, 3, 0)
     with pytest.raises(ValueError, match="must agree"):
