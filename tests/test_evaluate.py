@@ -2,12 +2,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from sdl import evaluate
 from sdl.evaluate import (
+    anchor_labels,
     cosine_neighbours,
     embed,
     evaluate_embeddings,
+    fit_logistic,
     knn_retrieval,
     linear_probe,
+    metrics_record,
     paired_difference,
     relation_auc,
     relation_profile,
@@ -32,7 +36,9 @@ def test_probe_on_the_labels_themselves_is_perfect():
     x_train = np.hstack([y_train, noise(200)])
     x_test = np.hstack([y_test, noise(80)])
     metrics = linear_probe(x_train, y_train, x_test, y_test)
-    assert metrics == pytest.approx({"mAP": 1.0, "micro_f1": 1.0, "macro_f1": 1.0})
+    scores = {k: metrics[k] for k in ("mAP", "micro_f1", "macro_f1")}
+    assert scores == pytest.approx({"mAP": 1.0, "micro_f1": 1.0, "macro_f1": 1.0})
+    assert metrics["probe_labels"] == 5 and metrics["probe_converged"] == 1
 
 
 def test_probe_on_noise_is_near_chance():
@@ -45,19 +51,34 @@ def test_probe_on_noise_is_near_chance():
     assert abs(metrics["mAP"] - prevalence) < 0.12
 
 
-def test_probe_skips_labels_absent_from_the_test_split_and_constant_in_train():
-    y_train = random_labels(100, 4, 0)
-    y_train[:, 3] = 0  # constant in train: predicted as 0
-    y_test = random_labels(50, 4, 1)
-    y_test[:, 2] = 0  # absent from test: left out of mAP and macro-F1
+def test_probe_evaluates_only_labels_with_positives_in_both_splits():
+    y_train = random_labels(100, 5, 0)
+    y_train[:, 3] = 0  # no training positive: no probe can learn it, left out
+    y_train[:, 4] = 1  # positive on every training item: predicted as that constant
+    y_test = random_labels(50, 5, 1)
+    y_test[:, 2] = 0  # absent from test: its AP is undefined, left out
     x_train = y_train.astype(float) + 0.01
     x_test = y_test.astype(float) + 0.01
     metrics = linear_probe(x_train, y_train, x_test, y_test)
-    # labels 0 and 1 are perfect; label 3 has positives in test but is never predicted (AP = its
-    # prevalence, F1 = 0)
-    ap3 = y_test[:, 3].mean()
-    assert metrics["mAP"] == pytest.approx((1 + 1 + ap3) / 3)
-    assert metrics["macro_f1"] == pytest.approx(2 / 3)
+    # labels 0 and 1 are perfect; label 4 scores 1 everywhere: AP = its test prevalence, and every
+    # item predicted, so its F1 is 2p / (1 + p) for prevalence p
+    p4 = y_test[:, 4].mean()
+    assert metrics["probe_labels"] == 3
+    assert metrics["mAP"] == pytest.approx((1 + 1 + p4) / 3)
+    assert metrics["macro_f1"] == pytest.approx((1 + 1 + 2 * p4 / (1 + p4)) / 3)
+    # micro-F1 over the same three labels: label 4 adds its false positives, nothing else does
+    positives = y_test[:, [0, 1, 4]].sum()
+    false_pos = (1 - y_test[:, 4]).sum()
+    assert metrics["micro_f1"] == pytest.approx(2 * positives / (2 * positives + false_pos))
+    # at least 18 positives in each split: only label 0 has them
+    counts = np.minimum(y_train.sum(0), y_test.sum(0))
+    strict = linear_probe(x_train, y_train, x_test, y_test, min_positives=18)
+    assert strict["probe_labels"] == int((counts >= 18).sum()) == 1
+    assert strict["mAP"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="min_positives"):
+        linear_probe(x_train, y_train, x_test, y_test, min_positives=0)
+    with pytest.raises(ValueError, match="min_positives=1000"):
+        linear_probe(x_train, y_train, x_test, y_test, min_positives=1000)
 
 
 def explicit_knn(train_x, train_y, query_x, query_y, k):
@@ -93,6 +114,22 @@ def test_knn_matches_an_explicit_loop():
     )
 
 
+def test_knn_with_thousands_of_mostly_unused_labels_matches_an_explicit_loop():
+    # Counting only the columns the queries use must give the same Jaccard: the sizes |T| of the
+    # neighbours still include their labels the queries never carry.
+    rng = np.random.default_rng(7)
+    train_y = np.zeros((40, 3000), dtype=np.uint8)
+    query_y = np.zeros((15, 3000), dtype=np.uint8)
+    for y, n in ((train_y, 40), (query_y, 15)):
+        for i in range(n):
+            y[i, rng.choice(3000 if y is train_y else 12, rng.integers(1, 4), replace=False)] = 1
+    train_y[:, :12] |= (rng.random((40, 12)) < 0.3).astype(np.uint8)  # some shared labels
+    train_x, query_x = rng.standard_normal((40, 5)), rng.standard_normal((15, 5))
+    jac, prec, _ = explicit_knn(train_x, train_y, query_x, query_y, 5)
+    got = knn_retrieval(train_x, train_y, query_x, query_y, k=5)
+    assert got["knn_jaccard@5"] == pytest.approx(jac) and got["precision@5"] == pytest.approx(prec)
+
+
 def test_knn_is_perfect_when_each_label_set_has_its_own_direction():
     label_sets = random_labels(8, 4, 0)
     directions = np.eye(8)
@@ -109,6 +146,9 @@ def test_evaluate_embeddings_has_exactly_the_metric_keys():
         "mAP",
         "micro_f1",
         "macro_f1",
+        "probe_labels",
+        "probe_iterations",
+        "probe_converged",
         "knn_jaccard@10",
         "precision@10",
         "relation_profile",
@@ -320,6 +360,77 @@ def test_sd_surface_matches_an_explicit_loop():
         assert cell["relation"] == relation_of(s, t)
 
 
+def test_relation_auc_of_equal_cosines_is_one_half():
+    # Every item on one of two directions, an anchor's R2 and R3 samples all on the same one:
+    # each (a, b) comparison is a tie, so AUC = 1/2 exactly (a rank-based count that dropped ties
+    # or counted them whole would give 0 or 1).
+    y = np.array([[1, 1, 0]] * 3 + [[1, 0, 1]] * 3 + [[0, 0, 1]] * 2, dtype=np.uint8)
+    x = np.array([[1.0, 0.0]] * 6 + [[0.0, 1.0]] * 2)
+    got, anchors = relation_auc(x, y, pairs=[("R2", "R3"), ("positive", "R1")], max_anchors=None)
+    assert got["R2>R3"] == 0.5 and anchors["R2>R3"] == 6
+    # positive>R1: the {0, 1} anchors see every positive at cosine 1 and R1 ({2}) at 0: AUC 1.
+    # A {2} anchor sees its R2 twin at 1, its R5 samples ({0, 2}) and its R1 samples ({0, 1}) all
+    # at 0: (3 wins + 3 x 3 ties x 1/2) / (4 x 3) = 0.625. The {0, 2} anchors have no R1 sample.
+    assert anchors["positive>R1"] == 5
+    assert got["positive>R1"] == pytest.approx((3 * 1.0 + 2 * 0.625) / 5, abs=1e-12)
+
+
+def test_relation_metrics_are_the_same_in_small_blocks(monkeypatch):
+    # Anchors are processed in blocks; with blocks of 16 over 70 anchors every metric must still
+    # match the explicit loops (a block whose rows or positions were misaligned would not).
+    monkeypatch.setattr(evaluate, "_BLOCK", 16)
+    test_relation_auc_matches_an_explicit_loop_with_ties()
+    test_sd_agreement_matches_spearman_per_anchor()
+    test_sd_surface_matches_an_explicit_loop()
+
+
+def test_spaces_share_the_label_side_and_match_the_separate_metrics():
+    rng = np.random.default_rng(8)
+    y_train, y_test = random_labels(120, 6, 3, p=0.35), random_labels(90, 6, 4, p=0.35)
+    spaces = {
+        name: (rng.standard_normal((120, d)), rng.standard_normal((90, d)))
+        for name, d in (("encoder", 7), ("head", 3))
+    }
+    timings: dict = {}
+    record = metrics_record(spaces, y_train, y_test, timings=timings)
+    for name, (_, test_x) in spaces.items():
+        got = record[name]
+        auc, anchors = relation_auc(test_x, y_test)
+        assert got["relation_auc"] == auc and got["relation_auc_anchors"] == anchors
+        assert got["sd_agreement"] == sd_agreement(test_x, y_test)
+        assert got["sd_surface"] == sd_surface(test_x, y_test)
+        assert got["relation_profile"] == relation_profile(test_x, y_test)
+        assert {"probe", "knn", "anchor rows", "relation summaries"} <= set(timings[name])
+    assert "anchor labels" in timings
+    pairs = anchor_labels(y_test)
+    assert len(pairs.anchors) == 90 and pairs.relation.shape == (90, 90)
+
+
+def test_a_long_tail_of_labels_evaluates_only_the_measurable_ones():
+    from sdl.data import load_dataset
+
+    data = load_dataset("synthetic-longtail", seed=0, n_train=300, n_test=100)
+    rng = np.random.default_rng(0)
+    project = rng.standard_normal((data.train.inputs.shape[1], 16))
+    spaces = {"encoder": (data.train.inputs @ project, data.test.inputs @ project)}
+    record = metrics_record(spaces, data.train.labels, data.test.labels)
+    both = (data.train.labels.sum(0) > 0) & (data.test.labels.sum(0) > 0)
+    assert data.train.labels.shape[1] == 10_000
+    assert record["encoder"]["probe_labels"] == int(both.sum()) < 1_000
+    assert record["encoder"]["probe_converged"] == 1
+    assert 0 < record["mAP"] <= 1
+
+
+def test_relation_metrics_without_anchors_are_empty_not_errors():
+    x = np.random.default_rng(0).standard_normal((6, 3))
+    y = np.zeros((6, 4), dtype=np.uint8)  # no item has a label: no anchor
+    auc, anchors = relation_auc(x, y)
+    assert set(auc.values()) == {None} and set(anchors.values()) == {0}
+    assert sd_surface(x, y) == []
+    assert sd_agreement(x, y) == {"sd": None, "jaccard": None, "anchors": 0}
+    assert set(relation_profile(x, y).values()) == {None}
+
+
 def test_relation_metrics_reject_bad_input():
     y = random_labels(10, 3, 0)
     with pytest.raises(ValueError, match="must agree"):
@@ -332,15 +443,66 @@ def test_relation_metrics_reject_bad_input():
 
 # --- probe against scikit-learn's per-label reference, on real data -------------------------------
 @pytest.mark.slow
-def test_joint_probe_matches_sklearn_per_label_on_yeast():
+@pytest.mark.parametrize("features", ["inputs", "untrained encoder"])
+def test_joint_probe_matches_sklearn_per_label_on_yeast(features):
+    # The untrained MLP encoder ends in a ReLU: dead units make constant and near-constant
+    # features, the ill-conditioned case of a real run's encoder space.
+    import torch
+
     from sdl.data import load_dataset
+    from sdl.models import build_model
 
     data = load_dataset("yeast", seed=0)
-    args = (data.train.inputs, data.train.labels, data.test.inputs, data.test.labels)
+    x_train, x_test = data.train.inputs, data.test.inputs
+    if features == "untrained encoder":
+        torch.manual_seed(0)
+        model = build_model("tabular", (x_train.shape[1],), embed_dim=128).eval()
+        x_train, x_test = embed(model.encode, x_train), embed(model.encode, x_test)
+    args = (x_train, data.train.labels, x_test, data.test.labels)
     joint = linear_probe(*args, solver="joint")
     reference = linear_probe(*args, solver="sklearn")
+    assert joint["probe_labels"] == reference["probe_labels"] == 14
     for key in ("mAP", "micro_f1", "macro_f1"):
         assert joint[key] == pytest.approx(reference[key], abs=0.01)
+
+
+def test_joint_fit_matches_sklearn_per_label_on_an_ill_conditioned_problem():
+    # Features far from standardised (a constant one, a near-duplicate, scales 1e-2..1e2, not
+    # centred) and labels from common to one positive: each label's objective at (W, b) must be
+    # the minimum scikit-learn's per-label L-BFGS finds with a tight tolerance. (The products are
+    # float32, so the objective is resolved to ~1e-7 of itself; a rare label's intercept is flat
+    # to within that, hence the looser tolerance on the parameters.)
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(11)
+    n = 300
+    base = rng.standard_normal((n, 4))
+    x = np.hstack(
+        [
+            base * [100.0, 1.0, 0.01, 3.0] + [5.0, -2.0, 0.0, 40.0],
+            base[:, :1] * 100.0 + 1e-3 * rng.standard_normal((n, 1)),  # near-duplicate of x0
+            np.full((n, 1), 7.0),  # constant
+        ]
+    )
+    logits = base @ rng.standard_normal((4, 4)) + [0.0, -2.0, -4.0, 0.5]
+    y = (rng.random((n, 4)) < 1 / (1 + np.exp(-logits))).astype(np.uint8)
+    y[:, 2] = 0
+    y[5, 2] = 1  # one positive
+    fit = fit_logistic(x, y)
+    assert fit.converged
+
+    def objective(w, b, target):  # sum of logloss + ||w||^2 / 2, in float64
+        logit = x @ w + b
+        return (np.logaddexp(0, logit) - target * logit).sum() + 0.5 * w @ w
+
+    for c in range(y.shape[1]):
+        ref = LogisticRegression(C=1.0, tol=1e-10, max_iter=100000).fit(x, y[:, c])
+        best = objective(ref.coef_[0], ref.intercept_[0], y[:, c])
+        assert objective(fit.weight[:, c], fit.bias[c], y[:, c]) <= best * (1 + 1e-6)
+        want = np.append(ref.coef_[0], ref.intercept_[0])
+        np.testing.assert_allclose(np.append(fit.weight[:, c], fit.bias[c]), want, atol=1e-2)
+    with pytest.raises(ValueError, match="l2"):
+        fit_logistic(x, y, l2=0.0)
 
 
 def test_probe_rejects_an_unknown_solver():
