@@ -100,9 +100,12 @@ def flatten_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:
 
 
 def metric_direction(name: str) -> int | None:
-    """+1 if larger is better, -1 if smaller is better, None where neither (relation similarities)."""
+    """+1 if larger is better, -1 if smaller is better, None where neither (relation similarities,
+    and ``probe_*``: how the probe ran, such as the labels it evaluated, not how well)."""
     lower = name.lower()
     if "relation" in lower or lower.startswith("profile") or lower in {"epoch", "epochs", "seed"}:
+        return None
+    if lower.rsplit(".", 1)[-1].startswith("probe_"):
         return None
     if any(word in lower for word in LOWER_IS_BETTER):
         return -1

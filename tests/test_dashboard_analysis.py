@@ -130,3 +130,17 @@ def test_card_metrics_names_head_map_knn_and_r2_r5():
 def test_an_unknown_loss_is_grouped_under_its_own_name():
     groups = analysis.comparison_groups([_config(loss="gone", loss_options={"x": 1}), _config()])
     assert [g[1] for g in groups] == ["gone (x=1)", "sdl"]
+
+
+def test_how_the_probe_ran_is_no_metric_to_win():
+    # metrics.json records the probe's bookkeeping beside its scores; more labels evaluated or
+    # more L-BFGS steps is not "better", so no loss gets a star for them
+    rows = [
+        ("sdl", {"head": {"mAP": 0.5, "probe_labels": 14, "probe_iterations": 40}}),
+        ("all", {"head": {"mAP": 0.4, "probe_labels": 13, "probe_iterations": 90}}),
+    ]
+    flat = [(name, analysis.space_metrics(m, "head")) for name, m in rows]
+    _table, best = analysis.metrics_summary(flat)
+    assert best == {"mAP": "sdl"}
+    for key in ("probe_labels", "probe_iterations", "probe_converged"):
+        assert analysis.metric_direction(key) is None
