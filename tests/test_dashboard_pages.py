@@ -464,3 +464,39 @@ def test_a_link_names_the_page_and_a_bad_page_is_ignored(folders, monkeypatch):
     no_exceptions(at)
     assert "nowhere" in texts(at)
     assert at.query_params["page"] in ("relations", ["relations"])
+
+
+def test_compare_shows_the_shipped_study_tables(app):
+    # studies/yeast-quick holds the tables the README quotes (not its runs)
+    app.switch_page("views/compare.py").run()
+    no_exceptions(app)
+    assert any(h.value == "Study" for h in app.header)
+    study = app.selectbox(key="cmp_study")
+    assert "studies/yeast-quick" in study.options
+    study.set_value("studies/yeast-quick").run()
+    paired = next(d.value for d in app.dataframe if "verdict" in d.value.columns)
+    assert set(paired["verdict"]) <= {"win", "tie", "loss"}
+    assert {"mulsupcon", "all", "any", "jaccard", "bce"} <= set(paired["vs"])  # each baseline
+    assert {"ci_low", "ci_high"} <= set(paired.columns)  # with its interval
+    assert "--dataset yeast --preset quick" in texts(app)  # how to get the runs too
+
+
+def test_compare_shows_a_study_with_its_runs(app, folders, tmp_path_factory):
+    _demo, runs = folders
+    study = runs.parent / "study-with-runs"
+    for loss in ("sdl", "mulsupcon"):
+        for seed in (0, 1):
+            write_sample_run(study / "runs" / f"{loss}-seed{seed}", loss, seed=seed, n=80)
+    (study / "study.json").write_text(json.dumps({"dataset": "synthetic", "preset": "quick"}))
+    (study / "paired.csv").write_text(
+        "vs,metric,n,mean,std,ci_low,ci_high,verdict\nmulsupcon,head mAP,2,0.01,0.01,-0.1,0.1,tie\n"
+    )
+    app.switch_page("views/compare.py").run()
+    app.text_input(key="cmp_study_dir").set_value(str(study)).run()
+    no_exceptions(app)
+    app.selectbox(key="cmp_study").set_value(str(study)).run()
+    no_exceptions(app)
+    assert "holds the study's tables but not its runs" not in texts(app)
+    aucs = [c for k, c in charts(app).items() if "auc" in k]
+    names = {t["name"] for chart in aucs for t in chart["data"]}
+    assert {"sdl", "mulsupcon"} <= names  # the study's runs, their relation AUCs per loss

@@ -362,6 +362,15 @@ def study_section(space: str) -> None:
         if table is not None:
             st.markdown(f"**{title}**")
             st.dataframe(table, hide_index=True, key=f"cmp_study_{name}")
+    if not (folder / "runs").is_dir():
+        # the project ships its studies' tables only; their runs are rebuilt by the command
+        st.caption(
+            f"This folder holds the study's tables but not its runs: `python -m sdl study "
+            f"--dataset {ui.md_text(info.get('dataset', '?'))} --preset "
+            f"{ui.md_text(info.get('preset', '?'))} --out {ui.md_text(chosen)}` trains them "
+            "(finished runs are skipped), and their relation AUCs and SD surfaces then show here."
+        )
+        return
     study_runs, errors = ui.folder_runs(folder / "runs", "study")
     ui.show_problems(errors, study_runs)
     if study_runs:
