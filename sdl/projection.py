@@ -1,9 +1,17 @@
 """2-D maps of learned spaces: UMAP, aligning several maps, and nearest-neighbour helpers.
 
-A projection of a run is cached next to the run as ``projection-<key>.npz`` (written atomically),
-where the key names the UMAP parameters. The file also records the embeddings file it was made from
-(size, mtime and a content hash), so a rewritten embeddings file is projected again, while a copied
-or freshly cloned run (new mtime, same content) still uses its shipped projection.
+A projection of one space of a run ("encoder" or "head", see :data:`sdl.runs.SPACE_ARRAYS`) is
+cached as ``projection-<key>.npz`` (encoder) or ``projection-head-<key>.npz`` (head), where the key
+names the UMAP parameters. Shipped maps (the demo's, made by :func:`project_runs`) sit next to the
+run and are only read; every map made later is written under the cache folder
+(:func:`cache_root`: ``$SDL_CACHE_DIR`` or the project's ignored ``.sdl_cache/``), so a tracked run
+folder is never changed by looking at it. The file also records the embeddings file it was made
+from (size, mtime and a content hash), so a rewritten embeddings file is projected again, while a
+copied or freshly cloned run (new mtime, same content) still uses its shipped projection.
+
+Snapshots (head embeddings of a fixed subset after every epoch) become an animation with
+:func:`snapshot_paths`: each frame's own 2-D principal axes, chained by Procrustes from the last
+frame backwards, so consecutive frames differ only by what training changed.
 
 Several projections are made comparable by Procrustes on the 2-D coordinates: the first map is
 centred and scaled to unit RMS radius, and each other map is rotated (or reflected), scaled and
@@ -26,9 +34,19 @@ from scipy.linalg import orthogonal_procrustes
 
 from sdl.evaluate import cosine_neighbours, seeded_subset
 from sdl.relations import Relation, relation_matrix
-from sdl.runs import EMBEDDINGS, RunError, embeddings_rows, read_embeddings, write_npz_atomic
+from sdl.runs import (
+    EMBEDDINGS,
+    SPACE_ARRAYS,
+    RunError,
+    embeddings_rows,
+    read_embeddings,
+    space_embeddings,
+    write_npz_atomic,
+)
 
 CACHE_PREFIX = "projection-"
+CACHE_ENV = "SDL_CACHE_DIR"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -96,11 +114,38 @@ def _pca_2d(x: np.ndarray) -> np.ndarray:
     return coords
 
 
-# --- cache next to the run ------------------------------------------------------------------------
+# --- caches: shipped next to the run, new ones in the cache folder ----------------------------------
 
 
-def cache_path(run_dir: str | os.PathLike, params: UmapParams) -> Path:
-    return Path(run_dir) / f"{CACHE_PREFIX}{params.key}.npz"
+def _check_space(space: str) -> str:
+    if space not in SPACE_ARRAYS:
+        raise ValueError(f"space must be one of {tuple(SPACE_ARRAYS)}, got {space!r}")
+    return space
+
+
+def cache_root() -> Path:
+    """Where new maps are written: ``$SDL_CACHE_DIR``, else the project's ignored ``.sdl_cache/``."""
+    return Path(os.environ.get(CACHE_ENV) or PROJECT_ROOT / ".sdl_cache")
+
+
+def cache_name(params: UmapParams, space: str = "encoder") -> str:
+    """The map's file name; the encoder's keeps the name the shipped demo maps have."""
+    middle = "" if _check_space(space) == "encoder" else f"{space}-"
+    return f"{CACHE_PREFIX}{middle}{params.key}.npz"
+
+
+def cache_path(run_dir: str | os.PathLike, params: UmapParams, space: str = "encoder") -> Path:
+    """The shipped map's place, next to the run (read only, except by :func:`project_runs`)."""
+    return Path(run_dir) / cache_name(params, space)
+
+
+def local_cache_path(
+    run_dir: str | os.PathLike, params: UmapParams, space: str = "encoder"
+) -> Path:
+    """Where a map made on this machine is kept: the cache folder, one sub-folder per run folder."""
+    resolved = str(Path(run_dir).resolve())
+    folder = f"{Path(run_dir).name}-{hashlib.sha1(resolved.encode()).hexdigest()[:10]}"
+    return cache_root() / "projections" / folder / cache_name(params, space)
 
 
 def _file_sha1(path: Path) -> str:
@@ -119,9 +164,21 @@ def _source_stamp(path: Path, with_hash: bool = True) -> dict:
     return stamp
 
 
-def read_cached_projection(run_dir: str | os.PathLike, params: UmapParams) -> np.ndarray | None:
-    """The cached (N, 2) projection if it matches the run's current embeddings file, else None."""
-    path = cache_path(run_dir, params)
+def read_cached_projection(
+    run_dir: str | os.PathLike, params: UmapParams, space: str = "encoder"
+) -> np.ndarray | None:
+    """The cached (N, 2) map of one space if it matches the run's current embeddings file, else
+    None: the shipped one next to the run first, then the cache folder's."""
+    for path in (cache_path(run_dir, params, space), local_cache_path(run_dir, params, space)):
+        coords = _read_cache_file(path, run_dir, params, space)
+        if coords is not None:
+            return coords
+    return None
+
+
+def _read_cache_file(
+    path: Path, run_dir: str | os.PathLike, params: UmapParams, space: str
+) -> np.ndarray | None:
     source = Path(run_dir) / EMBEDDINGS
     if not path.is_file() or not source.is_file():
         return None
@@ -131,7 +188,7 @@ def read_cached_projection(run_dir: str | os.PathLike, params: UmapParams) -> np
             meta = json.loads(str(data["meta"]))
     except Exception:  # a corrupt cache is just a cache miss
         return None
-    if meta.get("params") != asdict(params):
+    if meta.get("params") != asdict(params) or meta.get("space", "encoder") != space:
         return None
     stamp = _source_stamp(source, with_hash=False)
     recorded = meta.get("source", {})
@@ -149,32 +206,51 @@ def read_cached_projection(run_dir: str | os.PathLike, params: UmapParams) -> np
 
 
 def cached_projection(
-    run_dir: str | os.PathLike, params: UmapParams | None = None
+    run_dir: str | os.PathLike,
+    params: UmapParams | None = None,
+    space: str = "encoder",
+    ship: bool = False,
 ) -> tuple[np.ndarray, bool]:
-    """The run's (N, 2) projection, from the cache or computed and cached; also whether it was cached.
+    """One space's (N, 2) map of the run, from a cache or computed and cached; also whether it
+    was cached.
+
+    Args:
+        run_dir: the run folder.
+        params: UMAP settings (default :class:`UmapParams`).
+        space: "encoder" or "head".
+        ship: write a new map next to the run (to ship it with the run, as the demo does) instead
+            of into the cache folder.
 
     Raises:
-        RunError: if the run's embeddings file cannot be read.
+        RunError: if the run's embeddings file cannot be read, or has no array for ``space``.
+        ValueError: for an unknown space.
     """
     params = params or UmapParams()
-    cached = read_cached_projection(run_dir, params)
+    _check_space(space)
+    cached = read_cached_projection(run_dir, params, space)
     if cached is not None:
         return cached, True
     source = Path(run_dir) / EMBEDDINGS
     arrays = read_embeddings(run_dir)
+    values = space_embeddings(arrays, space)
+    if values is None:
+        raise RunError(f"{source}: no {space} embeddings (written before they were stored)")
     stamp = _source_stamp(source)
-    coords = umap_2d(arrays["embeddings"], params)
-    meta = {"params": asdict(params), "source": stamp}
-    # A read-only run folder still gets its map, only not kept.
+    coords = umap_2d(values, params)
+    meta = {"params": asdict(params), "space": space, "source": stamp}
+    target = (
+        cache_path(run_dir, params, space) if ship else local_cache_path(run_dir, params, space)
+    )
+    # A read-only place still gets its map, only not kept.
     with contextlib.suppress(OSError):
-        write_npz_atomic(
-            cache_path(run_dir, params), coords=coords, meta=np.array(json.dumps(meta))
-        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_npz_atomic(target, coords=coords, meta=np.array(json.dumps(meta)))
     return coords, False
 
 
 def project_runs(root: str | os.PathLike, params: UmapParams | None = None) -> list[Path]:
-    """Compute (or confirm) the cached projection of every run with embeddings under ``root``.
+    """Compute (or confirm) the shipped map of every space of every run with embeddings under
+    ``root``, written next to each run.
 
     Used to ship the demo's maps with the demo, so the dashboard opens without running UMAP.
     Returns the run folders projected; unreadable runs are skipped.
@@ -182,7 +258,10 @@ def project_runs(root: str | os.PathLike, params: UmapParams | None = None) -> l
     done = []
     for run_dir in sorted(p for p in Path(root).iterdir() if (p / EMBEDDINGS).is_file()):
         try:
-            cached_projection(run_dir, params)
+            arrays = read_embeddings(run_dir)
+            for space in SPACE_ARRAYS:
+                if space_embeddings(arrays, space) is not None:
+                    cached_projection(run_dir, params, space, ship=True)
         except RunError:
             continue
         done.append(run_dir)
@@ -304,3 +383,66 @@ def neighbour_relation_shares(
     picked = np.take_along_axis(rel, neighbours, axis=1)
     total = picked.size
     return {r: float((picked == int(r)).sum() / total) for r in Relation}
+
+
+# --- how a space forms: snapshots as an aligned animation -----------------------------------------
+
+
+def _similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """The scale s, rotation R and shift t with s * source @ R + t closest to target (least squares)."""
+    source_mean, target_mean = source.mean(0), target.mean(0)
+    centred = source - source_mean
+    rotation, singular_sum = orthogonal_procrustes(centred, target - target_mean)
+    norm = float((centred**2).sum())
+    scale = singular_sum / norm if norm > 0 else 1.0
+    return scale, rotation, target_mean - scale * source_mean @ rotation
+
+
+def snapshot_paths(frames: np.ndarray) -> np.ndarray:
+    """(E, n, 2) float32 paths of n items over E snapshots of a space, comparable frame to frame.
+
+    Each frame is L2-normalised (the losses compare cosines) and mapped to its own first two
+    principal axes; then, from the last frame (centred, unit RMS radius) backwards, every frame is
+    rotated (or reflected), scaled and shifted by Procrustes onto the frame after it. Nothing but
+    those similarity transforms changes a frame, so what moves between frames is what training
+    moved. Cost: one (n, D) SVD per frame (milliseconds for 500 items), so no cache is needed.
+
+    Raises:
+        ValueError: if frames is not a finite (E, n, D) array with E >= 1 and n >= 1.
+    """
+    x = np.asarray(frames, dtype=np.float64)
+    if x.ndim != 3 or x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError(f"frames must be an (E, n, D) array, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("frames contain NaN or inf")
+    norms = np.linalg.norm(x, axis=2, keepdims=True)
+    x = x / np.where(norms > 0, norms, 1.0)
+    flat = [_pca_2d(frame).astype(np.float64) for frame in x]
+    out = np.zeros((len(flat), x.shape[1], 2))
+    last, scale = _normalise(flat[-1], np.arange(x.shape[1]))
+    out[-1] = last / scale
+    for e in range(len(flat) - 2, -1, -1):
+        s, rotation, shift = _similarity(flat[e], out[e + 1])
+        out[e] = s * flat[e] @ rotation + shift
+    return out.astype(np.float32)
+
+
+def align_paths(
+    paths: np.ndarray, ids: np.ndarray, reference: np.ndarray, reference_ids: np.ndarray
+) -> np.ndarray:
+    """Move a whole animation (E, n, 2) by the one similarity transform that puts its last frame
+    onto ``reference`` (m, 2), matched by id; unchanged when fewer than 3 ids are shared.
+
+    Raises:
+        ValueError: if the ids do not fit the arrays.
+    """
+    paths = np.asarray(paths, dtype=np.float64)
+    if paths.ndim != 3 or paths.shape[2] != 2 or len(ids) != paths.shape[1]:
+        raise ValueError(f"paths must be (E, n, 2) with n ids, got {paths.shape} and {len(ids)}")
+    if len(reference_ids) != len(reference):
+        raise ValueError("reference and reference_ids differ in length")
+    _, in_ref, in_this = np.intersect1d(reference_ids, ids, return_indices=True)
+    if len(in_ref) < 3:
+        return paths.astype(np.float32)
+    s, rotation, shift = _similarity(paths[-1][in_this], np.asarray(reference, np.float64)[in_ref])
+    return (s * paths @ rotation + shift).astype(np.float32)

@@ -21,6 +21,7 @@ from sdl.runs import (
     EMBEDDINGS,
     HISTORY,
     METRICS,
+    SNAPSHOTS,
     write_csv_atomic,
     write_json_atomic,
     write_npz_atomic,
@@ -57,8 +58,10 @@ def write_sample_run(
     spread: float = 0.3,
     state: str = "done",
     texts: bool = False,
+    snapshot_items: int = 60,
 ) -> Path:
-    """Write a complete run folder (config, status, history, metrics, embeddings) and return it."""
+    """Write a complete run folder (config, status, history, metrics, embeddings, snapshots) and
+    return it. ``snapshot_items=0`` writes no snapshots (as a run trained with none)."""
     path = Path(path)
     rng = np.random.default_rng(seed)
     data_rng = np.random.default_rng(1234)  # the same items in every run, as on a shared test split
@@ -102,6 +105,19 @@ def write_sample_run(
     )
     write_csv_atomic(path / HISTORY, history)
     write_npz_atomic(path / EMBEDDINGS, **arrays)
+    if snapshot_items > 0:
+        # As the trainer's Snapshots: head embeddings of a fixed subset after every epoch, epoch 0
+        # untrained (here random), moving towards the final head embeddings.
+        rows = np.sort(data_rng.permutation(n)[: min(snapshot_items, n)])
+        start = rng.normal(size=(len(rows), head.shape[1])) * np.abs(head[rows]).mean()
+        weights = np.linspace(0.0, 1.0, done + 1)[:, None, None]
+        frames = (1 - weights) * start + weights * head[rows]
+        write_npz_atomic(
+            path / SNAPSHOTS,
+            embeddings=frames.astype(np.float16),
+            epochs=np.arange(done + 1, dtype=np.int64),
+            ids=ids[rows],
+        )
     if state == "done":
         # The real evaluation: the first half of the items is the "training" index, the rest held out.
         half = n // 2

@@ -1,4 +1,5 @@
-"""sdl.projection: UMAP maps, their cache next to the run, Procrustes alignment, neighbours."""
+"""sdl.projection: UMAP maps of either space, their caches (shipped next to the run, new ones in
+the cache folder), Procrustes alignment, snapshot animations, neighbours."""
 
 from __future__ import annotations
 
@@ -80,6 +81,14 @@ def test_params_key_is_stable_and_distinct():
     assert UmapParams(n_neighbors=10).key != UmapParams().key
 
 
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path_factory, monkeypatch):
+    """Every test's new maps go to a fresh cache folder, never into the project's."""
+    folder = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv(projection.CACHE_ENV, str(folder))
+    return folder
+
+
 @pytest.fixture
 def fake_umap(monkeypatch):
     """Replace the UMAP fit by a cheap stand-in that counts its calls."""
@@ -98,7 +107,9 @@ def test_cache_is_written_once_and_reused(tmp_path, fake_umap):
     write_run(tmp_path, x)
     first, cached = projection.cached_projection(tmp_path, FAST)
     assert not cached and len(fake_umap) == 1
-    assert projection.cache_path(tmp_path, FAST).is_file()
+    # A new map goes to the cache folder; the run folder (maybe tracked, as the demo) is untouched.
+    assert projection.local_cache_path(tmp_path, FAST).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [EMBEDDINGS]
     second, cached = projection.cached_projection(tmp_path, FAST)
     assert cached and len(fake_umap) == 1
     np.testing.assert_array_equal(first, second)
@@ -222,3 +233,116 @@ def test_project_runs_covers_every_run(tmp_path, fake_umap):
     done = projection.project_runs(tmp_path)
     assert [p.name for p in done] == ["a", "b"]
     assert projection.read_cached_projection(tmp_path / "a", UmapParams()) is not None
+
+
+def test_new_maps_go_to_the_cache_folder_and_shipped_ones_are_read(tmp_path, cache_dir, fake_umap):
+    x, _ = clusters()
+    run = tmp_path / "run"
+    run.mkdir()
+    write_run(run, x)
+    projection.cached_projection(run, FAST)
+    assert list(run.iterdir()) == [run / EMBEDDINGS]
+    assert projection.local_cache_path(run, FAST).is_relative_to(cache_dir)
+    # shipping writes next to the run, and a shipped map is used without a cache folder entry
+    other = tmp_path / "shipped"
+    other.mkdir()
+    write_run(other, x)
+    projection.cached_projection(other, FAST, ship=True)
+    assert projection.cache_path(other, FAST).is_file()
+    assert not projection.local_cache_path(other, FAST).exists()
+    _, cached = projection.cached_projection(other, FAST)
+    assert cached and len(fake_umap) == 2
+
+
+def test_cache_folder_defaults_to_the_ignored_project_folder(monkeypatch):
+    monkeypatch.delenv(projection.CACHE_ENV)
+    assert projection.cache_root() == projection.PROJECT_ROOT / ".sdl_cache"
+    ignored = (projection.PROJECT_ROOT / ".gitignore").read_text().split()
+    assert ".sdl_cache/" in ignored
+
+
+def test_each_space_has_its_own_map(tmp_path, fake_umap):
+    x, _ = clusters()
+    head = x[:, ::-1].copy()
+    write_npz_atomic(
+        tmp_path / EMBEDDINGS,
+        embeddings=x,
+        head=head,
+        labels=np.eye(3, dtype=np.uint8)[np.arange(len(x)) % 3],
+        ids=np.arange(len(x), dtype=np.int64),
+    )
+    encoder, _ = projection.cached_projection(tmp_path, FAST, "encoder")
+    mapped, cached = projection.cached_projection(tmp_path, FAST, "head")
+    assert not cached and len(fake_umap) == 2
+    np.testing.assert_allclose(encoder, x[:, :2] * 2)
+    np.testing.assert_allclose(mapped, head[:, :2] * 2)
+    assert projection.read_cached_projection(tmp_path, FAST, "head") is not None
+    assert projection.cache_name(FAST, "head") != projection.cache_name(FAST, "encoder")
+    with pytest.raises(ValueError, match="space"):
+        projection.cached_projection(tmp_path, FAST, "middle")
+
+
+def test_a_file_without_head_embeddings_says_so(tmp_path, fake_umap):
+    x, _ = clusters()
+    write_run(tmp_path, x)
+    with pytest.raises(RunError, match="no head embeddings"):
+        projection.cached_projection(tmp_path, FAST, "head")
+
+
+def test_project_runs_ships_both_spaces(tmp_path, fake_umap):
+    x, _ = clusters()
+    (tmp_path / "a").mkdir()
+    write_npz_atomic(
+        tmp_path / "a" / EMBEDDINGS,
+        embeddings=x,
+        head=x * 2,
+        labels=np.eye(3, dtype=np.uint8)[np.arange(len(x)) % 3],
+        ids=np.arange(len(x), dtype=np.int64),
+    )
+    projection.project_runs(tmp_path)
+    params = UmapParams()
+    assert projection.cache_path(tmp_path / "a", params, "encoder").is_file()
+    assert projection.cache_path(tmp_path / "a", params, "head").is_file()
+
+
+def random_rotation(dim: int, rng: np.random.Generator) -> np.ndarray:
+    q, r = np.linalg.qr(rng.normal(size=(dim, dim)))
+    return q * np.sign(np.diag(r))
+
+
+def test_snapshot_paths_of_a_rotating_space_stand_still():
+    """Frames that differ only by a rotation of the whole space: nothing moved, so every frame of
+    the animation must be the same picture (each frame's own PCA alone flips and turns)."""
+    rng = np.random.default_rng(0)
+    x, _ = clusters(n_per=15, dim=6)
+    frames = np.stack([x @ random_rotation(6, rng) for _ in range(5)])
+    paths = projection.snapshot_paths(frames)
+    assert paths.shape == (5, len(x), 2) and paths.dtype == np.float32
+    for frame in paths[:-1]:
+        np.testing.assert_allclose(frame, paths[-1], atol=1e-4)
+    # the last frame: centred, unit RMS radius
+    np.testing.assert_allclose(paths[-1].mean(0), 0, atol=1e-6)
+    assert np.sqrt((paths[-1] ** 2).sum(1).mean()) == pytest.approx(1, abs=1e-5)
+
+
+def test_align_paths_undoes_a_known_similarity():
+    rng = np.random.default_rng(1)
+    paths = rng.normal(size=(4, 30, 2))
+    ids = np.arange(30)
+    angle = 0.7
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    moved = 2.5 * paths @ rotation + np.array([3.0, -1.0])
+    # rows in another order than the reference: matched by id
+    back = projection.align_paths(moved, ids[::-1].copy(), paths[-1][::-1], ids)
+    np.testing.assert_allclose(back, paths, atol=1e-5)
+    # fewer than 3 shared ids: unchanged
+    same = projection.align_paths(moved, ids, paths[-1][:2], np.array([100, 101]))
+    np.testing.assert_allclose(same, moved, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "frames", [np.zeros((3, 4)), np.zeros((0, 4, 2)), np.full((2, 3, 4), np.nan)]
+)
+def test_snapshot_paths_refuse_bad_frames(frames):
+    with pytest.raises(ValueError, match="frames"):
+        projection.snapshot_paths(frames)
