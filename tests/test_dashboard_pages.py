@@ -31,10 +31,10 @@ def fake_umap(x, params=None):
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     demo = tmp_path_factory.mktemp("demo")
-    for run in write_sample_runs(demo, losses=("sdl", "all", "mulsupcon"), seeds=(0, 1), n=120):
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(projection, "umap_2d", fake_umap)
-            projection.cached_projection(run)
+    write_sample_runs(demo, losses=("sdl", "all", "mulsupcon"), seeds=(0, 1), n=120)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(projection, "umap_2d", fake_umap)
+        projection.project_runs(demo)  # both spaces' maps shipped with the demo, as `make demo` does
     runs = tmp_path_factory.mktemp("runs")
     write_sample_run(runs / "mine-sdl", "sdl", seed=5, n=80, texts=True)
     (runs / "broken").mkdir()
@@ -54,6 +54,7 @@ def app(folders, monkeypatch):
     demo, runs = folders
     monkeypatch.setenv("SDL_DASHBOARD_DEMO", str(demo))
     monkeypatch.setenv("SDL_DASHBOARD_ROOTS", str(runs.parent))
+    monkeypatch.setenv(projection.CACHE_ENV, str(runs.parent / "cache"))
     at = AppTest.from_file(APP, default_timeout=60).run()
     at.text_input(key="runs_dir").set_value(str(runs)).run()
     return at
