@@ -34,7 +34,8 @@ def folders(tmp_path_factory):
     write_sample_runs(demo, losses=("sdl", "all", "mulsupcon"), seeds=(0, 1), n=120)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(projection, "umap_2d", fake_umap)
-        projection.project_runs(demo)  # both spaces' maps shipped with the demo, as `make demo` does
+        # both spaces' maps shipped with the demo, as `make demo` does
+        projection.project_runs(demo)
     runs = tmp_path_factory.mktemp("runs")
     write_sample_run(runs / "mine-sdl", "sdl", seed=5, n=80, texts=True)
     (runs / "broken").mkdir()

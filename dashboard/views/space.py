@@ -40,7 +40,7 @@ SPACES = {
 FILTER_MODES = ("carrying all of them", "exactly them")
 GL_ABOVE = 1500  # points per map above which WebGL draws them (SVG stays clickable in tests)
 MAX_THUMBS = 40
-RETRAIN = "retrain it, or rebuild the demo with `make demo`"
+RETRAIN = "retrain it, or rebuild the demo with make demo"
 # A UMAP map of a thousand items takes seconds; the first in a session also compiles UMAP.
 UMAP_SECONDS_PER_1000 = 6.0
 UMAP_COMPILE_SECONDS = 20.0
@@ -291,13 +291,19 @@ def filter_mask(labels: np.ndarray, wanted: list[int], how: str) -> np.ndarray:
 def load_spaces(
     chosen: list[tuple[RunRef, Run]], params: projection.UmapParams, space: str
 ) -> list[Space]:
+    """The chosen runs' maps in one space; a run without that space is named and left out (all
+    at once, when none has it: the caller then says so once)."""
+    read = [(ref, run, *ui.run_arrays(ref)) for ref, run in chosen]
+    quiet = not any(a is not None and space_embeddings(a, space) is not None for *_, a, _ in read)
     loaded = []
-    for ref, run in chosen:
-        arrays, problem = ui.run_arrays(ref)
+    for ref, run, arrays, problem in read:
         if problem:
-            ui.run_error(problem)
+            if space == "encoder" or not quiet:  # said once, not again in the fallback
+                ui.run_error(problem)
             continue
         if space_embeddings(arrays, space) is None:
+            if quiet:
+                continue
             st.info(
                 ui.md_text(f"{ref.key}: this run has no {space} embeddings; {RETRAIN}."),
                 icon=":material/info:",
@@ -536,7 +542,6 @@ def map_figure(
         margin={"l": 10, "r": 10, "t": 60, "b": 10},
         legend={"orientation": "h", "y": -0.02, "yanchor": "top", "x": 0, "title": None},
         plot_bgcolor="#fafafa",
-        dragmode="lasso",
         uirevision="space",  # keep the user's zoom when only colours change
     )
     return fig, traces
