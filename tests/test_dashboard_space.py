@@ -172,7 +172,7 @@ def test_an_old_run_without_head_embeddings_falls_back_with_a_note(
     at.multiselect(key="space_runs").set_value(["runs/old"]).run()
     no_exceptions(at)
     shown = texts(at)
-    assert "no head embeddings" in shown and "make demo" in shown
+    assert "None of these runs has head embeddings" in shown and "make demo" in shown
     assert "encoder output" in shown  # what is shown instead, said so
     assert "space_fig" in charts(at)
     assert "no snapshots" in shown

@@ -377,7 +377,8 @@ def take_selection(spaces: list[Space], traces: list) -> None:
     if token == st.session_state.get("space_last_pick"):
         return
     st.session_state["space_last_pick"] = token
-    if area:
+    # A click is one point (plotly may still report an empty box with it); more is a selection.
+    if area and len(picked) > 1:
         st.session_state["space_selected"] = sorted(
             {str(spaces[pos].keys[row]) for pos, row in picked}
         )
