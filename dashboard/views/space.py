@@ -38,6 +38,7 @@ SPACES = {
     "encoder": "encoder output (what a classifier would use)",
 }
 FILTER_MODES = ("carrying all of them", "exactly them")
+PICK_MODES = ("click: set the anchor", "drag: select items (box or lasso)")
 GL_ABOVE = 1500  # points per map above which WebGL draws them (SVG stays clickable in tests)
 MAX_THUMBS = 40
 RETRAIN = "retrain it, or rebuild the demo with make demo"
@@ -935,7 +936,15 @@ def render() -> None:
         )
     fig, traces = map_figure(spaces, mode, label, anchor, keep if wanted else None)
     st.session_state["space_traces"] = (([s.ref.key for s in spaces], space), traces)
-    st.plotly_chart(fig, key=FIG_KEY, on_select="rerun", selection_mode=("points", "box", "lasso"))
+    picking = st.radio(
+        "On the map",
+        PICK_MODES,
+        horizontal=True,
+        key="space_pick",
+        help="A click makes a point the anchor; a box or a lasso (drag on the map) selects items.",
+    )
+    modes = ("points",) if picking == PICK_MODES[0] else ("box", "lasso")
+    st.plotly_chart(fig, key=FIG_KEY, on_select="rerun", selection_mode=modes)
     ui.download_figure(fig, "space", "dl_space")
     write_link(spaces, space, anchor, mode)
     selected = st.session_state.get("space_selected")

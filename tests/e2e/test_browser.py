@@ -289,6 +289,8 @@ def test_space_explorer_and_forming(server, page):
     settle(page, charts=3)
     page.get_by_text("projection head (where the loss acts)", exact=True).click()
     settle(page, charts=3)
+    page.get_by_text("drag: select items (box or lasso)", exact=True).click()
+    settle(page, charts=3)
     lasso(page, page.locator(".js-plotly-plot").first)
     page.get_by_text("Selected:").first.wait_for(timeout=60_000)
     settle(page, charts=3)
