@@ -544,7 +544,6 @@ def map_figure(
         margin={"l": 10, "r": 10, "t": 60, "b": 10},
         legend={"orientation": "h", "y": -0.02, "yanchor": "top", "x": 0, "title": None},
         plot_bgcolor="#fafafa",
-        uirevision="space",  # keep the user's zoom when only colours change
     )
     return fig, traces
 
