@@ -1,4 +1,6 @@
-"""Space: UMAP maps of several runs' held-out embeddings, aligned, with neighbours of a chosen item."""
+"""Space: UMAP maps of several runs' held-out embeddings (the projection head's space or the
+encoder's), aligned, with neighbours of a chosen item, a box/lasso selection's make-up, a label
+filter, and the space forming over the epochs (snapshots) for two runs side by side."""
 
 from __future__ import annotations
 
@@ -18,11 +20,31 @@ from sdl import projection
 from sdl.explain import relations_to_anchor
 from sdl.losses import compared_losses
 from sdl.relations import Relation
-from sdl.runs import EMBEDDINGS, Run
+from sdl.runs import (
+    EMBEDDINGS,
+    Run,
+    RunError,
+    data_key,
+    differing_settings,
+    read_snapshots,
+    space_embeddings,
+)
 
 COLOR_MODES = ("relation to the anchor", "a label", "number of labels")
 MAX_RUNS = 6
 FIG_KEY = "space_fig"
+SPACES = {
+    "head": "projection head (where the loss acts)",
+    "encoder": "encoder output (what a classifier would use)",
+}
+FILTER_MODES = ("carrying all of them", "exactly them")
+PICK_MODES = ("click: set the anchor", "drag: select items (box or lasso)")
+GL_ABOVE = 1500  # points per map above which WebGL draws them (SVG stays clickable in tests)
+MAX_THUMBS = 40
+RETRAIN = "retrain it, or rebuild the demo with make demo"
+# A UMAP map of a thousand items takes seconds; the first in a session also compiles UMAP.
+UMAP_SECONDS_PER_1000 = 6.0
+UMAP_COMPILE_SECONDS = 20.0
 
 
 @dataclass
@@ -35,6 +57,7 @@ class Space:
     names: list[str]
     coords: np.ndarray  # (N, 2) aligned
     keys: np.ndarray  # (N,) id + label set: the same item in two runs has the same key
+    values: np.ndarray  # (N, D) the chosen space's embeddings
 
     @property
     def labels(self) -> np.ndarray:
@@ -52,10 +75,34 @@ def item_keys(arrays: dict[str, np.ndarray]) -> np.ndarray:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _projection(path: str, mtime_ns: int, params: projection.UmapParams) -> np.ndarray:
+def _projection(path: str, mtime_ns: int, params: projection.UmapParams, space: str) -> np.ndarray:
     del mtime_ns
-    coords, _ = projection.cached_projection(path, params)
+    coords, _ = projection.cached_projection(path, params, space)
     return coords
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _keys(path: str, mtime_ns: int, _arrays: dict) -> np.ndarray:
+    del path, mtime_ns  # the cache key; the arrays are not hashed
+    return item_keys(_arrays)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _hover(path: str, mtime_ns: int, _arrays: dict, names: tuple[str, ...]) -> np.ndarray:
+    """Each item's hover text: number, id, label set and, for text data, the start of its text."""
+    del path, mtime_ns
+    texts = _arrays.get("texts")
+    out = []
+    for i, y in enumerate(_arrays["labels"]):
+        line = f"item {i} (id {_arrays['ids'][i]})<br>{{{analysis.format_label_set(y, names)}}}"
+        if texts is not None:
+            line += "<br>" + html_text(str(texts[i])[:80])
+        out.append(line)
+    return np.array(out)
+
+
+def html_text(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -64,34 +111,150 @@ def _aligned(coords: tuple[np.ndarray, ...], keys: tuple[np.ndarray, ...]) -> li
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _shares(path: str, mtime_ns: int, _embeddings: np.ndarray, _labels: np.ndarray, k: int) -> dict:
-    del path, mtime_ns  # the cache key; the arrays are not hashed
+def _shares(
+    path: str, mtime_ns: int, space: str, _embeddings: np.ndarray, _labels: np.ndarray, k: int
+) -> dict:
+    del path, mtime_ns, space  # the cache key; the arrays are not hashed
     shares = projection.neighbour_relation_shares(_embeddings, _labels, k, max_items=1000)
     return {r.short: v for r, v in shares.items()}
+
+
+# --- the link: runs, space, anchor and colouring in the URL ---------------------------------------
+
+
+def read_link(runs: list[tuple[RunRef, Run]]) -> list[str]:
+    """Once per session, the URL's runs/space/anchor/colour become the widgets' values; invalid
+    values are ignored and named in the returned notes."""
+    if st.session_state.get("space_link_read"):
+        return []
+    st.session_state["space_link_read"] = True
+    params, notes = st.query_params, []
+    by_key = {ref.key: run for ref, run in runs}
+    if "runs" in params:
+        wanted = [k for k in params["runs"].split(",") if k]
+        unknown = [k for k in wanted if k not in by_key]
+        known = [k for k in wanted if k in by_key][:MAX_RUNS]
+        if unknown:
+            notes.append(f"runs not found: {', '.join(unknown)}")
+        if known:
+            st.session_state["space_data"] = data_key(by_key[known[0]].config)
+            st.session_state["space_runs_wanted"] = known
+    if "space" in params:
+        if params["space"] in SPACES:
+            st.session_state["space_space"] = params["space"]
+        else:
+            notes.append(f"space {params['space']!r} (not one of {', '.join(SPACES)})")
+    if "colour" in params:
+        if params["colour"] in COLOR_MODES:
+            st.session_state["space_colour"] = params["colour"]
+        else:
+            notes.append(f"colour {params['colour']!r}")
+    if "anchor" in params:
+        run_key, _, item = params["anchor"].rpartition(":")
+        if run_key in by_key and item.isdigit():
+            st.session_state["space_anchor_run"] = run_key
+            st.session_state["space_anchor_item"] = int(item)
+            st.session_state["space_anchor_from_link"] = True
+        else:
+            notes.append(f"anchor {params['anchor']!r}")
+    return notes
+
+
+def write_link(spaces: list[Space], space: str, anchor: tuple[Space, int], mode: str) -> None:
+    """The view's state into the URL, only where it changed (each write is a browser history step)."""
+    wanted = {
+        "runs": ",".join(s.ref.key for s in spaces),
+        "space": space,
+        "anchor": f"{anchor[0].ref.key}:{anchor[1]}",
+        "colour": mode,
+    }
+    current = {k: st.query_params.get(k) for k in wanted}
+    if current != wanted:
+        st.query_params.update(wanted)
 
 
 # --- choices ------------------------------------------------------------------------------------
 
 
 def choose_runs(runs: list[tuple[RunRef, Run]]) -> list[tuple[RunRef, Run]]:
-    by_key = {ref.key: (ref, run) for ref, run in runs}
-    default = ui.default_keys(runs, tuple(compared_losses()), 3)
+    """The data first, then runs of that data only: runs of different data are never aligned."""
+    groups: dict[str, list[tuple[RunRef, Run]]] = {}
+    for ref, run in runs:
+        groups.setdefault(data_key(run.config), []).append((ref, run))
+    datas = list(groups)
+    if st.session_state.get("space_data") not in datas:
+        st.session_state["space_data"] = datas[0]
+    data = st.selectbox(
+        "Data",
+        datas,
+        key="space_data",
+        format_func=lambda d: f"{d} · {len(groups[d])} run{'s' if len(groups[d]) != 1 else ''}",
+        help="Space compares only runs that saw the same data (dataset and its options).",
+    )
+    group = groups[data]
+    by_key = {ref.key: (ref, run) for ref, run in group}
+    wanted = st.session_state.pop("space_runs_wanted", None)
+    if wanted is not None:
+        others = [k for k in wanted if k not in by_key]
+        if others:
+            names = sorted({data_key(run.config) for ref, run in runs if ref.key in others})
+            st.warning(
+                ui.md_text(
+                    f"Not compared: {', '.join(others)} saw other data ({'; '.join(names)}) than "
+                    f"{data}. Space aligns only runs of the same data."
+                ),
+                icon=":material/block:",
+            )
+        st.session_state["space_runs"] = [k for k in wanted if k in by_key]
+    elif "space_runs" not in st.session_state or any(
+        k not in by_key for k in st.session_state["space_runs"]
+    ):
+        st.session_state["space_runs"] = ui.default_keys(group, tuple(compared_losses()), 3)
     chosen = st.multiselect(
         "Runs to compare (the first is the reference the others are aligned to)",
         list(by_key),
-        default=default,
         max_selections=MAX_RUNS,
         key="space_runs",
     )
-    return [by_key[k] for k in chosen]
+    picked = [by_key[k] for k in chosen]
+    differ = differing_settings(
+        [run.config for _, run in picked], ignore=("seed", "loss", "loss_options")
+    )
+    if differ:
+        parts = [f"{name} ({', '.join(str(v) for v in values)})" for name, values in differ.items()]
+        st.caption(
+            ":material/info: Besides loss and seed, these runs also differ in: "
+            + ui.md_text("; ".join(parts))
+            + " (in the order of the runs above), so not every difference is the loss's."
+        )
+    return picked
+
+
+def choose_space() -> str:
+    if st.session_state.get("space_space") not in SPACES:
+        st.session_state["space_space"] = "head"
+    return st.radio(
+        "Space",
+        list(SPACES),
+        format_func=SPACES.get,
+        horizontal=True,
+        key="space_space",
+        help="The head's output is where the loss acts; the encoder's output (ending in a ReLU) "
+        "is what a downstream classifier would use, and its cosines are all close together.",
+    )
 
 
 def choose_umap() -> projection.UmapParams:
-    with st.expander("UMAP settings"):
-        cols = st.columns(2)
+    """UMAP settings behind an Apply button: a new map costs seconds, so a slider step must not."""
+    with st.expander("UMAP settings"), st.form("space_umap_form", border=False):
+        cols = st.columns(3)
         neighbours = cols[0].slider("Neighbours", 5, 50, 15, key="space_nn")
         min_dist = cols[1].slider("Minimum distance", 0.0, 0.99, 0.1, 0.05, key="space_md")
-    return projection.UmapParams(n_neighbors=int(neighbours), min_dist=float(min_dist))
+        cols[2].form_submit_button("Apply", icon=":material/refresh:")
+    return projection.UmapParams(
+        n_neighbors=int(st.session_state.get("space_nn", neighbours)),
+        min_dist=float(st.session_state.get("space_md", min_dist)),
+    )
 
 
 def choose_colour(names: list[str]) -> tuple[str, int, int]:
@@ -104,15 +267,48 @@ def choose_colour(names: list[str]) -> tuple[str, int, int]:
     return mode, label, int(k)
 
 
+def choose_filter(names: list[str]) -> tuple[list[int], str]:
+    cols = st.columns([4, 2])
+    picked = cols[0].multiselect(
+        "Show only items with the labels", names, key="space_filter", placeholder="all items"
+    )
+    how = cols[1].radio("Items", FILTER_MODES, horizontal=True, key="space_filter_mode")
+    return [names.index(n) for n in picked], how
+
+
+def filter_mask(labels: np.ndarray, wanted: list[int], how: str) -> np.ndarray:
+    """Which items pass the label filter: all when no label is picked."""
+    if not wanted:
+        return np.ones(len(labels), dtype=bool)
+    has = labels[:, wanted].astype(bool).all(1)
+    if how == "exactly them":
+        has &= labels.astype(bool).sum(1) == len(wanted)
+    return has
+
+
 # --- loading ---------------------------------------------------------------------------------------
 
 
-def load_spaces(chosen: list[tuple[RunRef, Run]], params: projection.UmapParams) -> list[Space]:
+def load_spaces(
+    chosen: list[tuple[RunRef, Run]], params: projection.UmapParams, space: str
+) -> list[Space]:
+    """The chosen runs' maps in one space; a run without that space is named and left out (all
+    at once, when none has it: the caller then says so once)."""
+    read = [(ref, run, *ui.run_arrays(ref)) for ref, run in chosen]
+    quiet = not any(a is not None and space_embeddings(a, space) is not None for *_, a, _ in read)
     loaded = []
-    for ref, run in chosen:
-        arrays, problem = ui.run_arrays(ref)
+    for ref, run, arrays, problem in read:
         if problem:
-            ui.run_error(problem)
+            if space == "encoder" or not quiet:  # said once, not again in the fallback
+                ui.run_error(problem)
+            continue
+        if space_embeddings(arrays, space) is None:
+            if quiet:
+                continue
+            st.info(
+                ui.md_text(f"{ref.key}: this run has no {space} embeddings; {RETRAIN}."),
+                icon=":material/info:",
+            )
             continue
         loaded.append((ref, run, arrays))
     if not loaded:
@@ -121,19 +317,22 @@ def load_spaces(chosen: list[tuple[RunRef, Run]], params: projection.UmapParams)
     todo = [
         (ref, arrays)
         for ref, _, arrays in loaded
-        if projection.read_cached_projection(ref.path, params) is None
+        if projection.read_cached_projection(ref.path, params, space) is None
     ]
     bar = st.progress(0.0, text="Projecting…") if todo else None
+    total = sum(len(a["labels"]) for _, a in todo) / 1000 * UMAP_SECONDS_PER_1000
+    estimate = total + UMAP_COMPILE_SECONDS
     for number, (ref, _, arrays) in enumerate(loaded):
         if bar is not None:
             bar.progress(
                 number / len(loaded),
-                text=f"UMAP of {ref.key} ({len(arrays['embeddings'])} items; the first map "
-                "in a session also compiles UMAP, ~20 s)…",
+                text=f"UMAP of {ref.key}'s {space} space ({len(arrays['labels'])} items); "
+                f"{len(todo)} new map{'s' if len(todo) != 1 else ''}, about {estimate:.0f} s in all "
+                "(the first map in a session also compiles UMAP)…",
             )
         mtime = (ref.path / EMBEDDINGS).stat().st_mtime_ns
         try:
-            coords.append(_projection(str(ref.path), mtime, params))
+            coords.append(_projection(str(ref.path), mtime, params, space))
         except Exception as exc:  # a broken file or an impossible map: say so, keep the others
             ui.run_error(f"{ref.key}: cannot project ({exc})")
             coords.append(None)
@@ -142,10 +341,13 @@ def load_spaces(chosen: list[tuple[RunRef, Run]], params: projection.UmapParams)
     kept = [(item, c) for item, c in zip(loaded, coords, strict=True) if c is not None]
     if not kept:
         return []
-    keys = [item_keys(arrays) for (_, _, arrays), _ in kept]
+    keys = [
+        _keys(str(ref.path), (ref.path / EMBEDDINGS).stat().st_mtime_ns, arrays)
+        for (ref, _, arrays), _ in kept
+    ]
     aligned = _aligned(tuple(c for _, c in kept), tuple(keys))
     return [
-        Space(ref, run, arrays, ui.label_names(run, arrays), xy, k)
+        Space(ref, run, arrays, ui.label_names(run, arrays), xy, k, space_embeddings(arrays, space))
         for ((ref, run, arrays), _), xy, k in zip(kept, aligned, keys, strict=True)
     ]
 
@@ -154,29 +356,39 @@ def load_spaces(chosen: list[tuple[RunRef, Run]], params: projection.UmapParams)
 
 
 def take_selection(spaces: list[Space], traces: list) -> None:
-    """Turn a click (or box) on the map into the anchor, before the anchor widgets are drawn."""
+    """Turn the map's last event into state before the widgets are drawn: a click on one point
+    makes it the anchor; a box or lasso selects items (kept by key, so every run shows them)."""
     event = st.session_state.get(FIG_KEY)
-    points = []
     try:
-        points = list(event["selection"]["points"]) if event else []
-    except (KeyError, TypeError):
-        points = []
-    if not points:
+        selection = event["selection"] if event else {}
+        points = list(selection.get("points", []))
+        area = bool(selection.get("box")) or bool(selection.get("lasso"))
+    except (KeyError, TypeError, AttributeError):
         return
-    point = points[0]
-    curve = point.get("curve_number")
-    index = point.get("point_index", point.get("point_number"))
-    token = (curve, index, len(points))
-    if token == st.session_state.get("space_last_pick") or curve is None or index is None:
+    picked = []
+    for point in points:
+        curve = point.get("curve_number")
+        index = point.get("point_index", point.get("point_number"))
+        if curve is None or index is None or not 0 <= curve < len(traces) or traces[curve] is None:
+            continue
+        space_pos, rows = traces[curve]
+        if 0 <= index < len(rows):
+            picked.append((space_pos, int(rows[index])))
+    token = (area, tuple(picked))
+    if token == st.session_state.get("space_last_pick"):
         return
     st.session_state["space_last_pick"] = token
-    if not 0 <= curve < len(traces) or traces[curve] is None:
+    # A click is one point (plotly may still report an empty box with it); more is a selection.
+    if area and len(picked) > 1:
+        st.session_state["space_selected"] = sorted(
+            {str(spaces[pos].keys[row]) for pos, row in picked}
+        )
         return
-    space_pos, rows = traces[curve]
-    if not 0 <= index < len(rows):
+    if not picked:
         return
+    space_pos, row = picked[0]
     st.session_state["space_anchor_run"] = spaces[space_pos].ref.key
-    st.session_state["space_anchor_item"] = int(rows[index])
+    st.session_state["space_anchor_item"] = row
 
 
 def choose_anchor(spaces: list[Space]) -> tuple[Space, int]:
@@ -187,10 +399,15 @@ def choose_anchor(spaces: list[Space]) -> tuple[Space, int]:
     run_key = cols[0].selectbox("Anchor from run", keys, key="space_anchor_run")
     space = spaces[keys.index(run_key)]
     n = len(space.labels)
-    if st.session_state.get("space_anchor_item", 0) >= n:
+    if not 0 <= st.session_state.get("space_anchor_item", 0) < n:
+        if st.session_state.pop("space_anchor_from_link", False):
+            st.caption(f"The link's anchor item is not in {ui.md_text(run_key)}; item 0 instead.")
         st.session_state["space_anchor_item"] = 0
     item = int(cols[1].number_input("Anchor item", 0, n - 1, key="space_anchor_item"))
-    cols[2].caption("Click a point on a map to make it the anchor.")
+    cols[2].caption(
+        "Click a point on a map to make it the anchor; draw a box or a lasso (the map's toolbar) "
+        "to see what the selected items are. Hover shows an item's labels (and text)."
+    )
     return space, item
 
 
@@ -222,9 +439,16 @@ def categories(
 
 
 def map_figure(
-    spaces: list[Space], mode: str, label: int, anchor: tuple[Space, int]
+    spaces: list[Space],
+    mode: str,
+    label: int,
+    anchor: tuple[Space, int],
+    keep: list[np.ndarray] | None = None,
 ) -> tuple[go.Figure, list]:
-    """Side-by-side maps on shared axes; also which trace shows which items (None: not items)."""
+    """Side-by-side maps on shared axes; also which trace shows which items (None: not items).
+
+    ``keep`` (one mask per space) is the label filter: the others are drawn faint, not clickable.
+    """
     anchor_space, anchor_item = anchor
     anchor_labels = anchor_space.labels[anchor_item]
     anchor_key = anchor_space.keys[anchor_item]
@@ -244,18 +468,35 @@ def map_figure(
     for pos, space in enumerate(spaces):
         row, col = pos // cols + 1, pos % cols + 1
         cats, colours, names = categories(space, mode, label, anchor_labels)
-        hover = np.array(
-            [
-                f"item {i} (id {space.arrays['ids'][i]})<br>{{{analysis.format_label_set(y, space.names)}}}"
-                for i, y in enumerate(space.labels)
-            ]
-        )
+        mask = keep[pos] if keep is not None else np.ones(len(cats), dtype=bool)
+        # WebGL for big maps (10,000 points stay fluid); SVG for small ones (sharper, and its
+        # points are DOM elements a browser test can click).
+        scatter = go.Scattergl if len(cats) > GL_ABOVE else go.Scatter
+        mtime = (space.ref.path / EMBEDDINGS).stat().st_mtime_ns
+        hover = _hover(str(space.ref.path), mtime, space.arrays, tuple(space.names))
+        if not mask.all():
+            out = np.flatnonzero(~mask)
+            fig.add_trace(
+                scatter(
+                    x=space.coords[out, 0],
+                    y=space.coords[out, 1],
+                    mode="markers",
+                    marker={"color": "#e4e4e4", "size": 5, "line": {"width": 0}},
+                    name="filtered out",
+                    legendgroup="filtered",
+                    showlegend=pos == 0,
+                    hoverinfo="skip",
+                ),
+                row=row,
+                col=col,
+            )
+            traces.append(None)
         for cat, colour in colours.items():
-            rows_in = np.flatnonzero(cats == cat)
+            rows_in = np.flatnonzero((cats == cat) & mask)
             if len(rows_in) == 0:
                 continue
             fig.add_trace(
-                go.Scatter(
+                scatter(
                     x=space.coords[rows_in, 0],
                     y=space.coords[rows_in, 1],
                     mode="markers",
@@ -274,16 +515,18 @@ def map_figure(
             traces.append((pos, rows_in))
         here = space.find(anchor_key)
         if here is not None:
+            # An open star on top, a little larger than a point: it marks the anchor without
+            # hiding the R2 neighbours that sit on it.
             fig.add_trace(
                 go.Scatter(
                     x=[space.coords[here, 0]],
                     y=[space.coords[here, 1]],
                     mode="markers",
                     marker={
-                        "symbol": "star",
-                        "size": 18,
+                        "symbol": "star-open",
+                        "size": 14,
                         "color": "black",
-                        "line": {"color": "white", "width": 1.5},
+                        "line": {"color": "black", "width": 2},
                     },
                     name="anchor",
                     legendgroup="anchor",
@@ -303,6 +546,52 @@ def map_figure(
         plot_bgcolor="#fafafa",
     )
     return fig, traces
+
+
+def selection_panel(spaces: list[Space], anchor: tuple[Space, int], selected: list[str]) -> None:
+    """What the box/lasso selection holds: label mix, relation mix to the anchor, thumbnails."""
+    anchor_labels = anchor[0].labels[anchor[1]]
+    with st.container(border=True):
+        head = st.columns([6, 1])
+        head[0].markdown(f"**Selected: {len(selected)} items** (box or lasso on a map)")
+        if head[1].button("Clear", key="space_clear_selection"):
+            st.session_state.pop("space_selected", None)
+            st.rerun()
+        wanted = set(selected)
+        cols = st.columns(len(spaces))
+        for col, space in zip(cols, spaces, strict=True):
+            rows = np.flatnonzero(np.isin(space.keys, list(wanted)))
+            with col:
+                st.markdown(f"**{ui.md_text(space.ref.key)}** · {len(rows)} of them here")
+                if not len(rows):
+                    continue
+                counts = space.labels[rows].astype(bool).sum(0)
+                order = np.argsort(-counts)[:8]
+                st.caption(
+                    "Labels: "
+                    + ui.md_text(
+                        ", ".join(f"{space.names[j]} {counts[j]}" for j in order if counts[j])
+                    )
+                )
+                rel = relations_to_anchor(anchor_labels, space.labels[rows])
+                shares = {r.short: int((rel == int(r)).sum()) for r in Relation}
+                st.caption(
+                    "Relation to the anchor: "
+                    + " · ".join(f"{k} {v}" for k, v in shares.items() if v)
+                )
+                if "thumbs" in space.arrays:
+                    shown = rows[:MAX_THUMBS]
+                    st.image(
+                        [ui.thumb_image(space.arrays["thumbs"][j], 48) for j in shown], width=48
+                    )
+                    if len(rows) > len(shown):
+                        st.caption(f"the first {len(shown)} of {len(rows)}")
+                elif "texts" in space.arrays:
+                    st.dataframe(
+                        pd.DataFrame({"text": [str(space.arrays["texts"][j])[:120] for j in rows]}),
+                        hide_index=True,
+                        height=200,
+                    )
 
 
 def neighbours_panel(spaces: list[Space], anchor: tuple[Space, int], k: int) -> None:
@@ -329,7 +618,7 @@ def neighbours_panel(spaces: list[Space], anchor: tuple[Space, int], k: int) -> 
             if here is None:
                 st.caption("This item is not in this run's held-out set.")
                 continue
-            idx, sims = projection.nearest_neighbours(space.arrays["embeddings"], here, k)
+            idx, sims = projection.nearest_neighbours(space.values, here, k)
             rel = relations_to_anchor(anchor_labels, space.labels[idx])
             shorts = [Relation(int(v)).short for v in rel]
             captions = [
@@ -358,19 +647,20 @@ def neighbours_panel(spaces: list[Space], anchor: tuple[Space, int], k: int) -> 
                 )
                 st.dataframe(frame, hide_index=True)
     st.caption(
-        "Caption: relation to the anchor · labels · cosine similarity in the run's embedding space "
-        "(the full space, not the 2-D map). A good space puts R2 first, then R4/R5, and no R1."
+        "Caption: relation to the anchor · labels · cosine similarity in the chosen space "
+        "(all its dimensions, not the 2-D map). A good space puts R2 first, then R4/R5, and no R1."
     )
 
 
-def shares_figure(spaces: list[Space], k: int) -> go.Figure:
+def shares_figure(spaces: list[Space], k: int, space: str) -> go.Figure:
     fig = go.Figure()
     names = [s.ref.key for s in spaces]
     shares = [
         _shares(
             str(s.ref.path),
             (s.ref.path / EMBEDDINGS).stat().st_mtime_ns,
-            s.arrays["embeddings"],
+            space,
+            s.values,
             s.labels,
             k,
         )
@@ -391,14 +681,202 @@ def shares_figure(spaces: list[Space], k: int) -> go.Figure:
         )
     fig.update_layout(
         barmode="stack",
-        height=120 + 40 * len(spaces),
-        title=f"Who are an item's {k} nearest neighbours? (share per relation, over up to 1000 items)",
+        height=170 + 40 * len(spaces),
+        title={
+            "text": f"Who are an item's {k} nearest neighbours in the {space} space? "
+            "(share per relation, over up to 1000 items)",
+            "y": 0.98,
+            "yanchor": "top",
+        },
         xaxis={"title": "% of neighbours", "range": [0, 100]},
         yaxis={"autorange": "reversed"},
-        legend={"orientation": "h", "y": -0.35, "title": None, "traceorder": "normal"},
-        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        # The legend above the bars, under the title: below, it ran into the axis title.
+        legend={
+            "orientation": "h",
+            "y": 1.02,
+            "yanchor": "bottom",
+            "x": 0,
+            "title": None,
+            "traceorder": "normal",
+        },
+        margin={"l": 10, "r": 10, "t": 80, "b": 40},
     )
     return fig
+
+
+# --- how the space formed --------------------------------------------------------------------------
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _paths(path: str, mtime_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A run's snapshots as (E, n, 2) aligned paths, with their epochs and ids."""
+    del mtime_ns
+    snaps = read_snapshots(path)
+    return projection.snapshot_paths(snaps["embeddings"]), snaps["epochs"], snaps["ids"]
+
+
+FORMING_RELATIONS = ("R2", "R4", "R5")
+
+
+def forming_figure(
+    runs: list[tuple[Space, np.ndarray, np.ndarray, np.ndarray]], anchor
+) -> go.Figure:
+    """Plotly animation: one frame per epoch, the runs side by side, the anchor's R2/R4/R5 bright."""
+    anchor_labels = anchor[0].labels[anchor[1]]
+    anchor_id = anchor[0].arrays["ids"][anchor[1]]
+    epochs = runs[0][2]
+    fig = make_subplots(
+        rows=1,
+        cols=len(runs),
+        shared_xaxes="all",
+        shared_yaxes="all",
+        subplot_titles=[f"{s.ref.key} · {s.run.loss}" for s, *_ in runs],
+        horizontal_spacing=0.03,
+    )
+    colours, sizes = [], []
+    for space, _, _, ids in runs:
+        where = {int(v): i for i, v in enumerate(space.arrays["ids"])}
+        labels = np.stack(
+            [space.labels[where[int(i)]] if int(i) in where else 0 * anchor_labels for i in ids]
+        )
+        rel = np.array([f"R{v}" for v in relations_to_anchor(anchor_labels, labels)])
+        bright = np.isin(rel, FORMING_RELATIONS)
+        colours.append(np.where(bright, [RELATION_COLORS[r] for r in rel], "#d6d6d6").tolist())
+        sizes.append(np.where(bright, 8, 5).tolist())
+    for col, (_space, paths, _, ids) in enumerate(runs, start=1):
+        fig.add_trace(
+            go.Scatter(
+                x=paths[-1, :, 0],
+                y=paths[-1, :, 1],
+                mode="markers",
+                marker={"color": colours[col - 1], "size": sizes[col - 1], "line": {"width": 0}},
+                text=[f"id {i}" for i in ids],
+                hovertemplate="%{text}<extra></extra>",
+                showlegend=False,
+            ),
+            row=1,
+            col=col,
+        )
+        hit = np.flatnonzero(ids == anchor_id)
+        fig.add_trace(
+            go.Scatter(
+                x=paths[-1, hit, 0],
+                y=paths[-1, hit, 1],
+                mode="markers",
+                marker={"symbol": "star-open", "size": 14, "color": "black", "line": {"width": 2}},
+                hovertemplate="anchor<extra></extra>",
+                showlegend=False,
+            ),
+            row=1,
+            col=col,
+        )
+    frames = []
+    for e, epoch in enumerate(epochs):
+        data = []
+        for _, paths, _, ids in runs:
+            hit = np.flatnonzero(ids == anchor_id)
+            data.append(go.Scatter(x=np.round(paths[e, :, 0], 3), y=np.round(paths[e, :, 1], 3)))
+            data.append(go.Scatter(x=paths[e, hit, 0], y=paths[e, hit, 1]))
+        frames.append(go.Frame(data=data, name=str(int(epoch))))
+    fig.frames = frames
+    step_args = {"mode": "immediate", "frame": {"duration": 0, "redraw": False}}
+    fig.update_layout(
+        height=480,
+        margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        plot_bgcolor="#fafafa",
+        updatemenus=[
+            {
+                "type": "buttons",
+                "direction": "left",
+                "x": 0,
+                "y": -0.05,
+                "xanchor": "left",
+                "yanchor": "top",
+                "buttons": [
+                    {
+                        "label": "Play",
+                        "method": "animate",
+                        "args": [
+                            None,
+                            {
+                                "frame": {"duration": 500, "redraw": False},
+                                "transition": {"duration": 300},
+                                "fromcurrent": True,
+                            },
+                        ],
+                    },
+                    {"label": "Pause", "method": "animate", "args": [[None], step_args]},
+                ],
+            }
+        ],
+        sliders=[
+            {
+                "active": len(epochs) - 1,
+                "x": 0.12,
+                "y": -0.02,
+                "len": 0.88,
+                "currentvalue": {"prefix": "epoch "},
+                "steps": [
+                    {
+                        "label": str(int(ep)),
+                        "method": "animate",
+                        "args": [[str(int(ep))], step_args],
+                    }
+                    for ep in epochs
+                ],
+            }
+        ],
+    )
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+    return fig
+
+
+def forming_panel(spaces: list[Space], anchor: tuple[Space, int]) -> None:
+    st.subheader("How the head's space formed, epoch by epoch")
+    with_snaps = [s for s in spaces if s.run.has_snapshots]
+    for s in spaces:
+        if not s.run.has_snapshots:
+            st.caption(ui.md_text(f"{s.ref.key}: this run has no snapshots; {RETRAIN}."))
+    if not with_snaps:
+        return
+    keys = [s.ref.key for s in with_snaps]
+    default = (
+        keys[:1]
+        + [
+            k for s, k in zip(with_snaps, keys, strict=True) if s.run.loss != with_snaps[0].run.loss
+        ][:1]
+    )
+    picked = st.multiselect(
+        "Runs to play side by side", keys, default=default, max_selections=2, key="space_forming"
+    )
+    runs = []
+    for key in picked:
+        space = with_snaps[keys.index(key)]
+        try:
+            mtime = (space.ref.path / "snapshots.npz").stat().st_mtime_ns
+            paths, epochs, ids = _paths(str(space.ref.path), mtime)
+        except (OSError, RunError, ValueError) as exc:
+            ui.run_error(f"{key}: cannot read its snapshots ({exc})")
+            continue
+        runs.append((space, paths, epochs, ids))
+    if not runs:
+        return
+    if len(runs) == 2:
+        if not np.array_equal(runs[0][2], runs[1][2]):
+            st.warning("These runs snapshotted different epochs; showing the first run only.")
+            runs = runs[:1]
+        else:
+            first, (space, paths, epochs, ids) = runs[0], runs[1]
+            paths = projection.align_paths(paths, ids, first[1][-1], first[3])
+            runs[1] = (space, paths, epochs, ids)
+    st.caption(
+        "Head embeddings of a fixed subset of held-out items after every epoch (epoch 0: untrained), "
+        "each frame on its own principal axes, turned and scaled onto the next by Procrustes, and "
+        "the second run's last frame onto the first's. Bright: the anchor's R2, R4 and R5 samples "
+        "(the positives a good loss pulls in); grey: the rest. Press Play, or drag the epoch slider."
+    )
+    st.plotly_chart(forming_figure(runs, anchor), key="space_forming_fig")
 
 
 def render() -> None:
@@ -418,26 +896,62 @@ def render() -> None:
             "with `make demo`."
         )
         return
+    notes = read_link(runs)
+    if notes:
+        st.caption(":material/link_off: Ignored in the link: " + ui.md_text("; ".join(notes)))
     chosen = choose_runs(runs)
     if not chosen:
         st.info("Choose at least one run.")
         return
+    space = choose_space()
     params = choose_umap()
-    spaces = load_spaces(chosen, params)
+    spaces = load_spaces(chosen, params, space)
+    if not spaces and space == "head":
+        st.info(
+            "None of these runs has head embeddings (they were written before both spaces were "
+            f"stored): showing the encoder's space instead. To see the head's, {RETRAIN}.",
+            icon=":material/info:",
+        )
+        space = "encoder"
+        spaces = load_spaces(chosen, params, space)
     if not spaces:
         return
-    # The map's click from the previous run becomes the anchor before the anchor widgets are drawn.
+    st.markdown(f"Everything below is in the **{SPACES[space]}** space.")
+    # The map's event from the previous run becomes the anchor (or the selection) before the
+    # anchor widgets are drawn.
     previous = st.session_state.get("space_traces")
-    if previous is not None and previous[0] == [s.ref.key for s in spaces]:
+    if previous is not None and previous[0] == ([s.ref.key for s in spaces], space):
         take_selection(spaces, previous[1])
     mode, label, k = choose_colour(spaces[0].names)
+    wanted, how = choose_filter(spaces[0].names)
     anchor = choose_anchor(spaces)
-    fig, traces = map_figure(spaces, mode, label, anchor)
-    st.session_state["space_traces"] = ([s.ref.key for s in spaces], traces)
-    st.plotly_chart(fig, key=FIG_KEY, on_select="rerun", selection_mode=("points",))
+    keep = [filter_mask(s.labels, wanted, how) for s in spaces]
+    if wanted:
+        st.caption(
+            " · ".join(
+                f"{s.ref.key}: {int(m.sum())} of {len(m)} items match"
+                for s, m in zip(spaces, keep, strict=True)
+            )
+        )
+    fig, traces = map_figure(spaces, mode, label, anchor, keep if wanted else None)
+    st.session_state["space_traces"] = (([s.ref.key for s in spaces], space), traces)
+    picking = st.radio(
+        "On the map",
+        PICK_MODES,
+        horizontal=True,
+        key="space_pick",
+        help="A click makes a point the anchor; a box or a lasso (drag on the map) selects items.",
+    )
+    modes = ("points",) if picking == PICK_MODES[0] else ("box", "lasso")
+    st.plotly_chart(fig, key=FIG_KEY, on_select="rerun", selection_mode=modes)
     ui.download_figure(fig, "space", "dl_space")
+    write_link(spaces, space, anchor, mode)
+    selected = st.session_state.get("space_selected")
+    if selected:
+        selection_panel(spaces, anchor, selected)
     neighbours_panel(spaces, anchor, k)
-    st.plotly_chart(shares_figure(spaces, k), key="space_shares")
+    st.plotly_chart(shares_figure(spaces, k, space), key="space_shares")
+    forming_panel(spaces, anchor)
 
 
 render()

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "screenshots"
+SHIPPED_SHOTS = REPO / "assets" / "screenshots"  # the README's pictures
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -80,7 +81,16 @@ def server(tmp_path_factory):
                 projection.cached_projection(run)
         env["SDL_DASHBOARD_DEMO"] = str(demo)
     runs = work / "runs"
-    write_sample_run(runs / "mine", "sdl", n=60)
+    # Two runs of the same data with both spaces and snapshots (the Space page's animation); their
+    # maps made beforehand into the server's cache folder, so no UMAP compile is waited for.
+    env[projection.CACHE_ENV] = str(work / "cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(projection.CACHE_ENV, str(work / "cache"))
+        patch.setattr(projection, "umap_2d", lambda x, p=None: np.asarray(x)[:, :2])
+        for name, loss in (("mine", "sdl"), ("mine-all", "all")):
+            run = write_sample_run(runs / name, loss, n=60)
+            for space in ("encoder", "head"):
+                projection.cached_projection(run, space=space)
     (runs / "broken").mkdir()
     (runs / "broken" / "config.json").write_text("{oops")
     env["SDL_DASHBOARD_ROOTS"] = str(work)
@@ -261,6 +271,60 @@ def test_space_page(server, page):
     page.get_by_text("number of labels", exact=True).click()
     settle(page, charts=2)
     check(page, "3-space-by-count")
+    # the label filter: the first label only
+    page.get_by_text("all items", exact=True).first.click()
+    page.locator('[role="option"]').first.click()
+    page.keyboard.press("Escape")
+    settle(page, charts=2)
+    page.get_by_text("items match").first.wait_for()
+    check(page, "3-space-filtered")
+
+
+def lasso(page, chart) -> None:
+    """Pick the lasso in the map's toolbar, then draw a loop over the middle of the first map."""
+    chart.hover()
+    chart.locator('[data-title="Lasso Select"]').first.click()
+    box = chart.locator(".nsewdrag").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    r = min(box["width"], box["height"]) / 4
+    page.mouse.move(cx - r, cy - r)
+    page.mouse.down()
+    for x, y in ((cx + r, cy - r), (cx + r, cy + r), (cx - r, cy + r), (cx - r, cy - r + 2)):
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+
+
+def test_space_explorer_and_forming(server, page):
+    """The runs with both spaces and snapshots: the space choice, a lasso selection, the
+    animation's Play; the two pictures the README shows."""
+    page.goto(f"{server['url']}/space")
+    settle(page, charts=2, timeout=240)
+    use_runs_folder(page, server["runs"])
+    settle(page, charts=2)
+    data = page.get_by_label("Data", exact=True).and_(page.locator("input"))
+    data.click()
+    page.locator('[role="option"]').filter(has_text="synthetic").first.click()
+    settle(page, charts=3)
+    page.get_by_text("Everything below is in the").first.wait_for()
+    assert page.get_by_text("projection head (where the loss acts)").first.is_visible()
+    page.get_by_text("encoder output (what a classifier would use)", exact=True).click()
+    settle(page, charts=3)
+    page.get_by_text("projection head (where the loss acts)", exact=True).click()
+    settle(page, charts=3)
+    page.get_by_text("drag: select items (box or lasso)", exact=True).click()
+    settle(page, charts=3)
+    lasso(page, page.locator(".js-plotly-plot").first)
+    page.get_by_text("Selected:").first.wait_for(timeout=60_000)
+    settle(page, charts=3)
+    check(page, "3-space-selected")
+    SHIPPED_SHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(SHOTS / "3-space-selected.png", SHIPPED_SHOTS / "space.png")
+    forming = page.locator(".js-plotly-plot").filter(has=page.locator(".slider-container"))
+    forming.scroll_into_view_if_needed()
+    forming.locator(".updatemenu-button").filter(has_text="Play").click()
+    page.wait_for_timeout(4000)  # the frames play (500 ms each)
+    check(page, "3-space-forming")
+    forming.screenshot(path=str(SHIPPED_SHOTS / "space-forming.png"))
 
 
 def test_compare_page(server, page):
