@@ -4,7 +4,6 @@ filter, and the space forming over the epochs (snapshots) for two runs side by s
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +13,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from dashboard import analysis, ui
+from dashboard.components import space_map
 from dashboard.sources import RunRef
 from dashboard.style import RELATION_COLORS, RELATION_LABELS, RELATIONS_CAPTION, count_colors
 from sdl import projection
@@ -32,14 +32,12 @@ from sdl.runs import (
 
 COLOR_MODES = ("relation to the anchor", "a label", "number of labels")
 MAX_RUNS = 6
-FIG_KEY = "space_fig"
+MAP_KEY = "space_map"
 SPACES = {
     "head": "projection head (where the loss acts)",
     "encoder": "encoder output (what a classifier would use)",
 }
 FILTER_MODES = ("carrying all of them", "exactly them")
-PICK_MODES = ("click: set the anchor", "drag: select items (box or lasso)")
-GL_ABOVE = 1500  # points per map above which WebGL draws them (SVG stays clickable in tests)
 MAX_THUMBS = 40
 RETRAIN = "retrain it, or rebuild the demo with make demo"
 # A UMAP map of a thousand items takes seconds; the first in a session also compiles UMAP.
@@ -85,24 +83,6 @@ def _projection(path: str, mtime_ns: int, params: projection.UmapParams, space: 
 def _keys(path: str, mtime_ns: int, _arrays: dict) -> np.ndarray:
     del path, mtime_ns  # the cache key; the arrays are not hashed
     return item_keys(_arrays)
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _hover(path: str, mtime_ns: int, _arrays: dict, names: tuple[str, ...]) -> np.ndarray:
-    """Each item's hover text: number, id, label set and, for text data, the start of its text."""
-    del path, mtime_ns
-    texts = _arrays.get("texts")
-    out = []
-    for i, y in enumerate(_arrays["labels"]):
-        line = f"item {i} (id {_arrays['ids'][i]})<br>{{{analysis.format_label_set(y, names)}}}"
-        if texts is not None:
-            line += "<br>" + html_text(str(texts[i])[:80])
-        out.append(line)
-    return np.array(out)
-
-
-def html_text(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -355,40 +335,26 @@ def load_spaces(
 # --- the anchor --------------------------------------------------------------------------------------
 
 
-def take_selection(spaces: list[Space], traces: list) -> None:
-    """Turn the map's last event into state before the widgets are drawn: a click on one point
+def take_gesture(spaces: list[Space]) -> None:
+    """Turn the map's last gesture into state before the widgets are drawn: a click on a point
     makes it the anchor; a box or lasso selects items (kept by key, so every run shows them)."""
-    event = st.session_state.get(FIG_KEY)
-    try:
-        selection = event["selection"] if event else {}
-        points = list(selection.get("points", []))
-        area = bool(selection.get("box")) or bool(selection.get("lasso"))
-    except (KeyError, TypeError, AttributeError):
+    gesture = space_map.new_gesture(MAP_KEY)
+    if gesture is None:
         return
-    picked = []
-    for point in points:
-        curve = point.get("curve_number")
-        index = point.get("point_index", point.get("point_number"))
-        if curve is None or index is None or not 0 <= curve < len(traces) or traces[curve] is None:
-            continue
-        space_pos, rows = traces[curve]
-        if 0 <= index < len(rows):
-            picked.append((space_pos, int(rows[index])))
-    token = (area, tuple(picked))
-    if token == st.session_state.get("space_last_pick"):
+    by_key = {s.ref.key: s for s in spaces}
+    space = by_key.get(gesture.get("run"))
+    if space is None:  # a gesture on runs no longer shown
         return
-    st.session_state["space_last_pick"] = token
-    # A click is one point (plotly may still report an empty box with it); more is a selection.
-    if area and len(picked) > 1:
-        st.session_state["space_selected"] = sorted(
-            {str(spaces[pos].keys[row]) for pos, row in picked}
-        )
-        return
-    if not picked:
-        return
-    space_pos, row = picked[0]
-    st.session_state["space_anchor_run"] = spaces[space_pos].ref.key
-    st.session_state["space_anchor_item"] = row
+    n = len(space.labels)
+    if "anchor" in gesture:
+        row = gesture["anchor"]
+        if isinstance(row, int) and 0 <= row < n:
+            st.session_state["space_anchor_run"] = space.ref.key
+            st.session_state["space_anchor_item"] = row
+    elif "selected" in gesture:
+        rows = [r for r in gesture["selected"] if isinstance(r, int) and 0 <= r < n]
+        if rows:
+            st.session_state["space_selected"] = sorted({str(space.keys[r]) for r in rows})
 
 
 def choose_anchor(spaces: list[Space]) -> tuple[Space, int]:
@@ -405,8 +371,9 @@ def choose_anchor(spaces: list[Space]) -> tuple[Space, int]:
         st.session_state["space_anchor_item"] = 0
     item = int(cols[1].number_input("Anchor item", 0, n - 1, key="space_anchor_item"))
     cols[2].caption(
-        "Click a point on a map to make it the anchor; draw a box or a lasso (the map's toolbar) "
-        "to see what the selected items are. Hover shows an item's labels (and text)."
+        "On the map: hover a point to see the item (its thumbnail or text, and labels); click it "
+        "to make it the anchor; drag a lasso (or a box, from the map's toolbar) to select items. "
+        "Scroll zooms, a double click resets."
     )
     return space, item
 
@@ -414,138 +381,77 @@ def choose_anchor(spaces: list[Space]) -> tuple[Space, int]:
 # --- drawing -------------------------------------------------------------------------------------------
 
 
-def categories(
-    space: Space, mode: str, label: int, anchor_labels: np.ndarray
-) -> tuple[np.ndarray, dict[str, str], dict[str, str]]:
-    """Per item a category; the colour and legend name of each category, in drawing order."""
-    y = space.labels
+def legend(
+    spaces: list[Space], mode: str, label: int, anchor_labels: np.ndarray
+) -> tuple[list[np.ndarray], list[tuple[str, str]]]:
+    """Per space, each item's category (an index); each category's legend name and colour, in
+    legend order. One legend for every panel: a category has one colour in all of them."""
     if mode == "relation to the anchor":
-        rel = relations_to_anchor(anchor_labels, y)
-        cats = np.array([f"R{v}" for v in rel])
-        return cats, RELATION_COLORS, RELATION_LABELS
-    if mode == "a label":
-        name = space.names[label] if label < len(space.names) else str(label)
-        cats = np.where(y[:, label] > 0, "yes", "no")
-        return cats, {"no": "#d0d0d0", "yes": "#e4572e"}, {"yes": f"has {name}", "no": f"no {name}"}
-    counts = y.sum(1).astype(int)
-    values = sorted(set(counts.tolist()))
-    colours = count_colors(values)
-    cats = np.array([str(c) for c in counts])
-    return (
-        cats,
-        {str(v): colours[v] for v in values},
-        {str(v): f"{v} label{'s' if v != 1 else ''}" for v in values},
-    )
+        order = list(RELATION_COLORS)
+        cats = [
+            np.array([f"R{v}" for v in relations_to_anchor(anchor_labels, s.labels)])
+            for s in spaces
+        ]
+        entries = [(RELATION_LABELS[r], RELATION_COLORS[r]) for r in order]
+    elif mode == "a label":
+        names = spaces[0].names
+        name = names[label] if label < len(names) else str(label)
+        order = ["no", "yes"]
+        cats = [np.where(s.labels[:, label] > 0, "yes", "no") for s in spaces]
+        entries = [(f"no {name}", "#d0d0d0"), (f"has {name}", "#e4572e")]
+    else:
+        counts = [s.labels.astype(bool).sum(1) for s in spaces]
+        values = sorted(set(np.concatenate(counts).tolist()))
+        colours = count_colors(values)
+        order = [str(v) for v in values]
+        cats = [c.astype(str) for c in counts]
+        entries = [(f"{v} label{'s' if v != 1 else ''}", colours[v]) for v in values]
+    index = {c: i for i, c in enumerate(order)}
+    return [np.array([index[c] for c in cat], dtype=int) for cat in cats], entries
 
 
-def map_figure(
+def map_panels(
     spaces: list[Space],
     mode: str,
     label: int,
     anchor: tuple[Space, int],
     keep: list[np.ndarray] | None = None,
-) -> tuple[go.Figure, list]:
-    """Side-by-side maps on shared axes; also which trace shows which items (None: not items).
+    selected: list[str] | None = None,
+) -> tuple[list[space_map.Panel], list[tuple[str, str]]]:
+    """The map's panels, one per run, and its legend.
 
-    ``keep`` (one mask per space) is the label filter: the others are drawn faint, not clickable.
+    ``keep`` (one mask per space) is the label filter: the others are drawn faint, not hoverable.
+    ``selected`` (item keys) is the box/lasso selection, highlighted in every run that has them.
     """
     anchor_space, anchor_item = anchor
-    anchor_labels = anchor_space.labels[anchor_item]
     anchor_key = anchor_space.keys[anchor_item]
-    cols = min(3, len(spaces))
-    rows = math.ceil(len(spaces) / cols)
-    fig = make_subplots(
-        rows=rows,
-        cols=cols,
-        shared_xaxes="all",
-        shared_yaxes="all",
-        subplot_titles=[f"{s.ref.key} · {s.run.loss}" for s in spaces],
-        horizontal_spacing=0.02,
-        vertical_spacing=0.08,
-    )
-    traces: list = []
-    seen: set[str] = set()
+    cats, entries = legend(spaces, mode, label, anchor_space.labels[anchor_item])
+    panels = []
     for pos, space in enumerate(spaces):
-        row, col = pos // cols + 1, pos % cols + 1
-        cats, colours, names = categories(space, mode, label, anchor_labels)
-        mask = keep[pos] if keep is not None else np.ones(len(cats), dtype=bool)
-        # WebGL for big maps (10,000 points stay fluid); SVG for small ones (sharper, and its
-        # points are DOM elements a browser test can click).
-        scatter = go.Scattergl if len(cats) > GL_ABOVE else go.Scatter
-        mtime = (space.ref.path / EMBEDDINGS).stat().st_mtime_ns
-        hover = _hover(str(space.ref.path), mtime, space.arrays, tuple(space.names))
-        if not mask.all():
-            out = np.flatnonzero(~mask)
-            fig.add_trace(
-                scatter(
-                    x=space.coords[out, 0],
-                    y=space.coords[out, 1],
-                    mode="markers",
-                    marker={"color": "#e4e4e4", "size": 5, "line": {"width": 0}},
-                    name="filtered out",
-                    legendgroup="filtered",
-                    showlegend=pos == 0,
-                    hoverinfo="skip",
-                ),
-                row=row,
-                col=col,
-            )
-            traces.append(None)
-        for cat, colour in colours.items():
-            rows_in = np.flatnonzero((cats == cat) & mask)
-            if len(rows_in) == 0:
-                continue
-            fig.add_trace(
-                scatter(
-                    x=space.coords[rows_in, 0],
-                    y=space.coords[rows_in, 1],
-                    mode="markers",
-                    # 8 px: big enough to click (a click on a point makes it the anchor)
-                    marker={"color": colour, "size": 8, "opacity": 0.85, "line": {"width": 0}},
-                    name=names[cat],
-                    legendgroup=cat,
-                    showlegend=cat not in seen,
-                    text=hover[rows_in],
-                    hovertemplate="%{text}<extra>" + names[cat] + "</extra>",
-                ),
-                row=row,
-                col=col,
-            )
-            seen.add(cat)
-            traces.append((pos, rows_in))
+        mask = keep[pos] if keep is not None else np.ones(len(space.labels), dtype=bool)
+        rows = np.flatnonzero(mask)
         here = space.find(anchor_key)
-        if here is not None:
-            # An open star on top, a little larger than a point: it marks the anchor without
-            # hiding the R2 neighbours that sit on it.
-            fig.add_trace(
-                go.Scatter(
-                    x=[space.coords[here, 0]],
-                    y=[space.coords[here, 1]],
-                    mode="markers",
-                    marker={
-                        "symbol": "star-open",
-                        "size": 14,
-                        "color": "black",
-                        "line": {"color": "black", "width": 2},
-                    },
-                    name="anchor",
-                    legendgroup="anchor",
-                    showlegend=pos == 0,
-                    hovertemplate="anchor<extra></extra>",
-                ),
-                row=row,
-                col=col,
+        texts = space.arrays.get("texts")
+        picked = None
+        if selected:
+            picked = np.flatnonzero(np.isin(space.keys[rows], selected))
+        panels.append(
+            space_map.Panel(
+                run=space.ref.key,
+                title=f"{space.ref.key} · {space.run.loss}",
+                xy=space.coords[rows],
+                rows=rows,
+                ids=space.arrays["ids"][rows],
+                cats=cats[pos][rows],
+                labels=[analysis.format_label_set(y, space.names) for y in space.labels[rows]],
+                thumbs=space.arrays["thumbs"][rows] if "thumbs" in space.arrays else None,
+                texts=[str(t) for t in texts[rows]] if texts is not None else None,
+                faint=space.coords[~mask] if not mask.all() else None,
+                anchor=tuple(space.coords[here]) if here is not None else None,
+                selected=picked,
             )
-            traces.append(None)
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_layout(
-        height=440 * rows,
-        margin={"l": 10, "r": 10, "t": 60, "b": 10},
-        legend={"orientation": "h", "y": -0.02, "yanchor": "top", "x": 0, "title": None},
-        plot_bgcolor="#fafafa",
-    )
-    return fig, traces
+        )
+    return panels, entries
 
 
 def selection_panel(spaces: list[Space], anchor: tuple[Space, int], selected: list[str]) -> None:
@@ -917,11 +823,9 @@ def render() -> None:
     if not spaces:
         return
     st.markdown(f"Everything below is in the **{SPACES[space]}** space.")
-    # The map's event from the previous run becomes the anchor (or the selection) before the
-    # anchor widgets are drawn.
-    previous = st.session_state.get("space_traces")
-    if previous is not None and previous[0] == ([s.ref.key for s in spaces], space):
-        take_selection(spaces, previous[1])
+    # The map's last gesture becomes the anchor (or the selection) before the anchor widgets
+    # are drawn.
+    take_gesture(spaces)
     mode, label, k = choose_colour(spaces[0].names)
     wanted, how = choose_filter(spaces[0].names)
     anchor = choose_anchor(spaces)
@@ -933,20 +837,11 @@ def render() -> None:
                 for s, m in zip(spaces, keep, strict=True)
             )
         )
-    fig, traces = map_figure(spaces, mode, label, anchor, keep if wanted else None)
-    st.session_state["space_traces"] = (([s.ref.key for s in spaces], space), traces)
-    picking = st.radio(
-        "On the map",
-        PICK_MODES,
-        horizontal=True,
-        key="space_pick",
-        help="A click makes a point the anchor; a box or a lasso (drag on the map) selects items.",
-    )
-    modes = ("points",) if picking == PICK_MODES[0] else ("box", "lasso")
-    st.plotly_chart(fig, key=FIG_KEY, on_select="rerun", selection_mode=modes)
-    ui.download_figure(fig, "space", "dl_space")
-    write_link(spaces, space, anchor, mode)
     selected = st.session_state.get("space_selected")
+    panels, entries = map_panels(spaces, mode, label, anchor, keep if wanted else None, selected)
+    view = f"{space}:{','.join(s.ref.key for s in spaces)}"
+    space_map.space_map(panels, entries, view, key=MAP_KEY)
+    write_link(spaces, space, anchor, mode)
     if selected:
         selection_panel(spaces, anchor, selected)
     neighbours_panel(spaces, anchor, k)
