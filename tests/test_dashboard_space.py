@@ -10,16 +10,19 @@ be checked against the embeddings it came from.
 from __future__ import annotations
 
 import base64
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from sdl import projection
 from sdl.runs import CONFIG, EMBEDDINGS, SNAPSHOTS, read_embeddings, write_npz_atomic
 from tests.run_fixtures import write_sample_run, write_sample_runs
+from tests.space_map_view import map_args
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 SPACE = "views/space.py"
@@ -45,6 +48,10 @@ def folders(tmp_path_factory):
     config = json.loads((other / CONFIG).read_text())
     config["dataset"] = "mosaic"
     (other / CONFIG).write_text(json.dumps(config))
+    reports = write_sample_run(runs / "reports", "sdl", seed=5, n=120, texts=True)
+    config = json.loads((reports / CONFIG).read_text())
+    config["dataset"] = "iu-xray"
+    (reports / CONFIG).write_text(json.dumps(config))
     fast = write_sample_run(runs / "fast-lr", "all", seed=4, n=120)
     config = json.loads((fast / CONFIG).read_text())
     config["lr"] = 0.5
@@ -108,23 +115,10 @@ def texts(at: AppTest) -> str:
     return "\n".join(parts).replace("\\", "")  # markdown escapes removed: the text as read
 
 
-def values(array) -> np.ndarray:
-    """A plotly 7 data array: a list, or {"dtype", "bdata"} (base64 of the raw values)."""
-    if isinstance(array, dict):
-        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"]))
-    return np.asarray(array, dtype=float)
-
-
 def drawn_x(at: AppTest, panel: int) -> tuple[np.ndarray, np.ndarray]:
-    """The x of every item drawn in one map panel, with their rows in the run's arrays."""
-    fig = charts(at)["space_fig"]
-    (_, traces) = at.session_state["space_traces"]
-    xs, rows = [], []
-    for trace, entry in zip(fig["data"], traces, strict=True):
-        if entry is not None and entry[0] == panel:
-            xs.append(values(trace["x"]))
-            rows.append(entry[1])
-    return np.concatenate(xs), np.concatenate(rows)
+    """The x of every item drawn (hoverable) in one map panel, with their rows in the run's arrays."""
+    shown = map_args(at)["panels"][panel]
+    return np.asarray(shown["x"]), np.asarray(shown["rows"])
 
 
 # --- the space ------------------------------------------------------------------------------------
@@ -174,7 +168,7 @@ def test_an_old_run_without_head_embeddings_falls_back_with_a_note(
     shown = texts(at)
     assert "None of these runs has head embeddings" in shown and "make demo" in shown
     assert "encoder output" in shown  # what is shown instead, said so
-    assert "space_fig" in charts(at)
+    assert map_args(at) is not None
     assert "no snapshots" in shown
 
 
@@ -184,7 +178,7 @@ def test_an_old_run_without_head_embeddings_falls_back_with_a_note(
 def test_runs_are_grouped_by_data_and_other_data_is_refused(folders, monkeypatch, cache, calls):
     at = open_space(folders, monkeypatch, {"runs": "demo/sdl-s0,runs/other-data"})
     options = at.selectbox(key="space_data").options
-    assert len(options) == 2 and any("mosaic" in o for o in options)
+    assert len(options) == 3 and any("mosaic" in o for o in options)
     assert "runs/other-data" not in at.multiselect(key="space_runs").options
     warning = "\n".join(w.value for w in at.warning)
     assert "other-data" in warning and "mosaic" in warning and "synthetic" in warning
@@ -217,7 +211,8 @@ def test_the_label_filter_keeps_the_matching_items(space, folders, how):
         if row[0] and row[2] and (how != "exactly them" or row.sum() == 2)
     ]
     assert sorted(rows.tolist()) == expected
-    assert any(t.get("name") == "filtered out" for t in charts(space)["space_fig"]["data"])
+    faint = map_args(space)["panels"][0]["faint"]
+    assert len(faint["x"]) == len(labels) - len(expected)  # the others, drawn faint
     assert f"{len(expected)} of {len(labels)} items match" in texts(space)
 
 
@@ -279,11 +274,97 @@ def test_shares_legend_sits_above_the_bars(space):
     assert layout["legend"]["y"] >= 1 and layout["legend"]["yanchor"] == "bottom"
 
 
-def test_the_anchor_is_an_open_star_on_top(space):
-    data = charts(space)["space_fig"]["data"]
-    stars = [i for i, t in enumerate(data) if t.get("name") == "anchor"]
-    assert stars and all(data[i]["marker"]["symbol"] == "star-open" for i in stars)
-    assert all(data[i]["marker"]["size"] <= 14 for i in stars)
+def test_every_panel_that_holds_the_anchor_marks_it(space, folders):
+    demo, _ = folders
+    space.number_input(key="space_anchor_item").set_value(6).run()
+    ids = read_embeddings(demo / "sdl-s0")["ids"]
+    for shown in map_args(space)["panels"]:
+        # the same item (same id) in each run: the star sits on that run's point for it
+        run_ids = read_embeddings(demo / shown["run"].split("/")[1])["ids"]
+        row = int(np.flatnonzero(run_ids == ids[6])[0])
+        k = shown["rows"].index(row)
+        assert shown["anchor"] == pytest.approx([shown["x"][k], shown["y"][k]], abs=1e-4)
+
+
+# --- the map's gestures (what the component sends back) -----------------------------------------
+
+
+def gesture(at: AppTest, event: str, **value) -> None:
+    """What the map sends on a click or a lasso: the value, with its fresh token."""
+    at.session_state["space_map"] = {**value, "event": event}
+    at.run()
+    no_exceptions(at)
+
+
+def test_a_click_on_the_map_sets_the_anchor_once(space):
+    gesture(space, "click-1", anchor=7, run="demo/all-s0")
+    assert space.selectbox(key="space_anchor_run").value == "demo/all-s0"
+    assert space.number_input(key="space_anchor_item").value == 7
+    assert space.query_params["anchor"] in (["demo/all-s0:7"], "demo/all-s0:7")
+    # the widget moves the anchor on; the map's old value, handed back on reruns, does not undo it
+    space.number_input(key="space_anchor_item").set_value(3).run()
+    space.run()
+    assert space.number_input(key="space_anchor_item").value == 3
+    # the same point clicked again is a new gesture
+    gesture(space, "click-2", anchor=7, run="demo/all-s0")
+    assert space.number_input(key="space_anchor_item").value == 7
+
+
+def test_a_click_outside_the_shown_runs_or_items_changes_nothing(space):
+    gesture(space, "click-1", anchor=10_000, run="demo/all-s0")
+    gesture(space, "click-2", anchor=3, run="demo/nowhere")
+    assert space.selectbox(key="space_anchor_run").value == "demo/sdl-s0"
+    assert space.number_input(key="space_anchor_item").value == 0
+
+
+def test_a_lasso_on_the_map_selects_items_in_every_run(space, folders):
+    demo, _ = folders
+    arrays = read_embeddings(demo / "sdl-s0")
+    chosen = [3, 10, 11, 40]
+    gesture(space, "lasso-1", selected=chosen, run="demo/sdl-s0")
+    assert "Selected: 4 items" in texts(space)
+    assert space.number_input(key="space_anchor_item").value == 0  # a selection is not a click
+    for shown in map_args(space)["panels"]:
+        run_ids = read_embeddings(demo / shown["run"].split("/")[1])["ids"]
+        picked = {int(run_ids[shown["rows"][k]]) for k in shown["selected"]}
+        assert picked == {int(arrays["ids"][i]) for i in chosen}  # highlighted in every panel
+
+
+def png_cells(atlas: dict) -> np.ndarray:
+    """The atlas PNG decoded back into its cells, (n_cells, h, w)."""
+    raw = base64.b64decode(atlas["uri"].split(",", 1)[1])
+    grid = np.asarray(Image.open(io.BytesIO(raw)))
+    h, w, cols = atlas["h"], atlas["w"], atlas["cols"]
+    rows = grid.shape[0] // h
+    return np.stack(
+        [grid[r * h : (r + 1) * h, c * w : (c + 1) * w] for r in range(rows) for c in range(cols)]
+    )
+
+
+def test_hover_carries_each_shown_items_thumbnail_and_labels(space, folders):
+    demo, _ = folders
+    arrays = read_embeddings(demo / "sdl-s0")
+    space.multiselect(key="space_filter").set_value(["c1"]).run()  # only the shown ones travel
+    shown = map_args(space)["panels"][0]
+    rows = shown["rows"]
+    assert rows == np.flatnonzero(arrays["labels"][:, 1]).tolist()
+    cells = png_cells(shown["atlas"])
+    for k, row in enumerate(rows):
+        np.testing.assert_array_equal(cells[k], arrays["thumbs"][row])
+        names = [f"c{j}" for j in np.flatnonzero(arrays["labels"][row])]
+        assert shown["labels"][k] == ",".join(names)
+        assert shown["ids"][k] == str(arrays["ids"][row])
+
+
+def test_hover_carries_text_for_text_data(folders, monkeypatch, cache, calls):
+    at = open_space(folders, monkeypatch)
+    data = at.selectbox(key="space_data")
+    data.set_value(next(o for o in data.options if o.startswith("iu-xray"))).run()
+    no_exceptions(at)
+    shown = map_args(at)["panels"][0]
+    texts_ = read_embeddings(folders[1] / "reports")["texts"]
+    assert shown["atlas"] is None
+    assert shown["texts"] == [str(texts_[r])[:240] for r in shown["rows"]]
 
 
 # --- the link --------------------------------------------------------------------------------------
@@ -315,7 +396,7 @@ def test_invalid_link_values_are_ignored_with_a_note(folders, monkeypatch, cache
     assert "Ignored in the link" in shown
     assert "demo/nope" in shown and "middle" in shown and "pink" in shown
     assert at.radio(key="space_space").value == "head"
-    assert "space_fig" in charts(at)
+    assert map_args(at) is not None
 
 
 # --- how the space formed ------------------------------------------------------------------------
