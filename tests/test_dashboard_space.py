@@ -408,8 +408,18 @@ def test_snapshots_play_as_an_animation_of_two_runs(space, folders):
     fig = charts(space)["space_forming_fig"]
     assert len(fig["frames"]) == len(epochs)
     assert [s["label"] for s in fig["layout"]["sliders"][0]["steps"]] == [str(e) for e in epochs]
+    assert fig["layout"]["sliders"][0]["active"] == 0  # opens untrained: Play shows it forming
     buttons = [b["label"] for b in fig["layout"]["updatemenus"][0]["buttons"]]
     assert buttons == ["Play", "Pause"]
     assert {"xaxis", "xaxis2"} <= set(fig["layout"])  # two runs side by side
     first, second = space.multiselect(key="space_forming").value
     assert first == "demo/sdl-s0" and not second.startswith("demo/sdl")  # another loss beside it
+
+
+def test_another_data_set_brings_its_own_runs_to_play(space):
+    assert space.multiselect(key="space_forming").value[0] == "demo/sdl-s0"
+    data = space.selectbox(key="space_data")
+    data.set_value(next(o for o in data.options if o.startswith("mosaic"))).run()
+    no_exceptions(space)
+    assert space.multiselect(key="space_forming").value == ["runs/other-data"]
+    assert "space_forming_fig" in charts(space)

@@ -627,7 +627,8 @@ FORMING_RELATIONS = ("R2", "R4", "R5")
 def forming_figure(
     runs: list[tuple[Space, np.ndarray, np.ndarray, np.ndarray]], anchor
 ) -> go.Figure:
-    """Plotly animation: one frame per epoch, the runs side by side, the anchor's R2/R4/R5 bright."""
+    """Plotly animation: one frame per epoch, the runs side by side, the anchor's R2/R4/R5 bright.
+    It opens on the first snapshot (epoch 0), so Play shows the space forming."""
     anchor_labels = anchor[0].labels[anchor[1]]
     anchor_id = anchor[0].arrays["ids"][anchor[1]]
     epochs = runs[0][2]
@@ -652,8 +653,8 @@ def forming_figure(
     for col, (_space, paths, _, ids) in enumerate(runs, start=1):
         fig.add_trace(
             go.Scatter(
-                x=paths[-1, :, 0],
-                y=paths[-1, :, 1],
+                x=paths[0, :, 0],
+                y=paths[0, :, 1],
                 mode="markers",
                 marker={"color": colours[col - 1], "size": sizes[col - 1], "line": {"width": 0}},
                 text=[f"id {i}" for i in ids],
@@ -666,8 +667,8 @@ def forming_figure(
         hit = np.flatnonzero(ids == anchor_id)
         fig.add_trace(
             go.Scatter(
-                x=paths[-1, hit, 0],
-                y=paths[-1, hit, 1],
+                x=paths[0, hit, 0],
+                y=paths[0, hit, 1],
                 mode="markers",
                 marker={"symbol": "star-open", "size": 14, "color": "black", "line": {"width": 2}},
                 hovertemplate="anchor<extra></extra>",
@@ -717,7 +718,7 @@ def forming_figure(
         ],
         sliders=[
             {
-                "active": len(epochs) - 1,
+                "active": 0,  # the untrained space first: Play shows it forming
                 "x": 0.12,
                 "y": -0.02,
                 "len": 0.88,
@@ -753,8 +754,12 @@ def forming_panel(spaces: list[Space], anchor: tuple[Space, int]) -> None:
             k for s, k in zip(with_snaps, keys, strict=True) if s.run.loss != with_snaps[0].run.loss
         ][:1]
     )
+    current = st.session_state.get("space_forming")
+    if current is None or any(k not in keys for k in current):
+        # other runs than last time (another data set): the default pair, not an empty choice
+        st.session_state["space_forming"] = default
     picked = st.multiselect(
-        "Runs to play side by side", keys, default=default, max_selections=2, key="space_forming"
+        "Runs to play side by side", keys, max_selections=2, key="space_forming"
     )
     runs = []
     for key in picked:
