@@ -9,8 +9,6 @@ be checked against the embeddings it came from.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from dashboard.components import space_map
 from sdl import projection
 from sdl.runs import CONFIG, EMBEDDINGS, SNAPSHOTS, read_embeddings, write_npz_atomic
 from tests.run_fixtures import write_sample_run, write_sample_runs
@@ -331,9 +330,8 @@ def test_a_lasso_on_the_map_selects_items_in_every_run(space, folders):
 
 
 def png_cells(atlas: dict) -> np.ndarray:
-    """The atlas PNG decoded back into its cells, (n_cells, h, w)."""
-    raw = base64.b64decode(atlas["uri"].split(",", 1)[1])
-    grid = np.asarray(Image.open(io.BytesIO(raw)))
+    """The atlas file (in the folder the component is served from) decoded into its cells."""
+    grid = np.asarray(Image.open(space_map.served_folder() / atlas["src"]))
     h, w, cols = atlas["h"], atlas["w"], atlas["cols"]
     rows = grid.shape[0] // h
     return np.stack(

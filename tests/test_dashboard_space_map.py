@@ -3,7 +3,6 @@ Streamlit serves it from (the frontend with the installed plotly.js, copied into
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -17,17 +16,16 @@ from PIL import Image
 from dashboard.components import space_map
 
 
-def decode(atlas: dict) -> np.ndarray:
-    raw = base64.b64decode(atlas["uri"].removeprefix("data:image/png;base64,"))
-    return np.asarray(Image.open(io.BytesIO(raw)))
+def decode(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)))
 
 
 @pytest.mark.parametrize("shape", [(7, 5, 4), (10, 6, 6, 3), (1, 3, 3)])
 def test_the_atlas_puts_item_k_in_cell_k(shape):
     rng = np.random.default_rng(0)
     thumbs = rng.integers(0, 256, size=shape, dtype=np.uint8)
-    atlas = space_map.thumb_atlas(thumbs)
-    grid = decode(atlas)
+    data, atlas = space_map.thumb_atlas(thumbs)
+    grid = decode(data)
     n, h, w = shape[:3]
     assert (atlas["h"], atlas["w"]) == (h, w)
     assert (atlas["cols"] - 1) ** 2 < n <= atlas["cols"] ** 2  # about square
@@ -56,7 +54,7 @@ def test_a_panel_travels_as_plain_json():
         anchor=(2.0, 3.987654),
         selected=np.array([1]),
     )
-    out = json.loads(json.dumps(space_map.panel_args(panel)))
+    out = json.loads(json.dumps(space_map.panel_args(panel, Path("unused"))))
     assert out["x"] == [0.1235, 2.0] and out["y"] == [-1.0, 3.9877]
     assert out["rows"] == [4, 9] and out["ids"] == ["1004", "1009"] and out["cat"] == [2, 0]
     assert out["texts"] == ["x" * space_map.TEXT_CHARS, "short"]
@@ -99,3 +97,21 @@ def test_the_frontend_loads_nothing_from_the_network():
     for name in space_map.FRONTEND_FILES:
         text = (space_map.FRONTEND / name).read_text()
         assert "http://" not in text and "https://" not in text and "//cdn" not in text
+
+
+def test_the_atlas_is_a_file_in_the_served_folder_named_by_its_content(tmp_path):
+    thumbs = np.arange(4 * 3 * 3, dtype=np.uint8).reshape(4, 3, 3)
+    atlas = space_map.atlas_file(thumbs, str(tmp_path))
+    path = tmp_path / atlas["src"]
+    assert path.parent.name == space_map.ATLAS_DIR
+    assert path.read_bytes() == space_map.thumb_atlas(thumbs)[0]
+    other = space_map.atlas_file(thumbs[::-1].copy(), str(tmp_path))
+    assert other["src"] != atlas["src"]
+
+
+def test_old_atlases_are_pruned(tmp_path):
+    for i in range(5):
+        (tmp_path / f"{i}.png").write_bytes(b"x")
+        os.utime(tmp_path / f"{i}.png", ns=(i * 10**9, i * 10**9))
+    space_map.prune_atlases(tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["3.png", "4.png"]

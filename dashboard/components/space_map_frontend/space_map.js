@@ -13,7 +13,7 @@
 
   let args = null; // the last render's arguments
   let drawn = null; // the revision drawn, so an unchanged rerun redraws nothing
-  let atlases = []; // per panel: a loaded <img> of its thumbnail atlas, or null
+  let atlases = []; // per panel: an <img> of its thumbnail atlas, or null
   let handlersBound = false;
 
   function send(type, data) {
@@ -139,12 +139,17 @@
     return { data: traces, layout: layout };
   }
 
+  const images = {}; // atlas file -> <img>: each file is fetched once per page
+
   function loadAtlases(a) {
     atlases = a.panels.map(function (panel) {
       if (!panel.atlas) return null;
-      const img = new Image();
-      img.src = panel.atlas.uri;
-      return img;
+      const src = panel.atlas.src;
+      if (!images[src]) {
+        images[src] = new Image();
+        images[src].src = src; // beside index.html in the component's folder
+      }
+      return images[src];
     });
   }
 
