@@ -114,16 +114,14 @@ def hover(page, frame, panel: int, k: int) -> dict:
     }
 
 
-def lasso(page, frame, panel: int) -> None:
-    """Draw a loop over the middle of a panel (the map's default drag is the lasso)."""
-    page.locator(MAP).first.scroll_into_view_if_needed()
-    area = page.frame_locator(MAP).locator(".nsewdrag").nth(panel).bounding_box()
-    cx, cy = area["x"] + area["width"] / 2, area["y"] + area["height"] / 2
-    r = min(area["width"], area["height"]) / 3
-    page.mouse.move(cx - r, cy - r)
+def lasso(page, frame, panel: int, k: int, radius: float = 60) -> None:
+    """Draw a loop around the k-th point of a panel (the map's default drag is the lasso)."""
+    cx, cy = point(page, frame, panel, k)
+    angles = np.linspace(0, 2 * np.pi, 16)
+    page.mouse.move(cx + radius, cy)
     page.mouse.down()
-    for x, y in ((cx + r, cy - r), (cx + r, cy + r), (cx - r, cy + r), (cx - r, cy - r + 2)):
-        page.mouse.move(x, y, steps=8)
+    for a in angles[1:]:
+        page.mouse.move(cx + radius * np.cos(a), cy + radius * np.sin(a), steps=3)
     page.mouse.up()
 
 
@@ -161,7 +159,7 @@ def test_hover_click_and_lasso_on_the_demo(server, explorer):
     check(page, "3-space-clicked")
     # lasso: the selection panel with its label and relation mix and thumbnails; the anchor stays
     anchor = anchor_value(page)
-    lasso(page, frame, 1)
+    lasso(page, frame, 1, 20)
     page.get_by_text("Selected:").first.wait_for(timeout=60_000)
     settled(page)
     assert anchor_value(page) == anchor
@@ -177,8 +175,13 @@ def test_hover_click_and_lasso_on_the_demo(server, explorer):
     )
     print("selected per panel", selected)
     assert len(selected) == 3 and all(v > 0 for v in selected.values())
+    assert len(set(selected.values())) == 1  # the same items in every run
     check(page, "3-space-selected-page")
-    hover(page, frame, 0, 60)  # the README's picture shows a hover card too
+    # the README's picture: the map with a hover card, and the selection panel under it
+    page.set_viewport_size({"width": 1600, "height": 1500})
+    page.locator(MAP).first.evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(800)
+    hover(page, frame, 0, 60)
     page.wait_for_timeout(300)
     page.screenshot(path=str(SHOTS / "3-space-selected.png"))
     SHIPPED_SHOTS.mkdir(parents=True, exist_ok=True)
