@@ -275,4 +275,14 @@ def test_ten_thousand_points_stay_interactive(server, explorer):
     )
     settled(page)
     print(f"10,000 points: click to anchor settled {time.time() - start:.1f} s")
+    frame = map_frame(page, None)
+    start = time.time()
+    lasso(page, frame, 0, 100, radius=40)
+    drawn = time.time()
+    page.get_by_text("Selected:").first.wait_for(timeout=120_000)
+    settled(page)
+    print(
+        f"10,000 points: lasso drawn in {drawn - start:.1f} s, selection settled "
+        f"{time.time() - drawn:.1f} s after"
+    )
     check(page, "3-space-10000")

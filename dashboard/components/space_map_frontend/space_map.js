@@ -244,6 +244,7 @@
     Plotly.react(mapDiv, fig.data, fig.layout, config).then(function () {
       drawn = a.revision;
       document.body.dataset.revision = a.revision;
+      document.body.dataset.panels = String(a.panels.length);
       bindHandlers();
       setHeight();
     });
