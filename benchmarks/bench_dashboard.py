@@ -390,8 +390,11 @@ def space_steps(dash: Dashboard, repeats: int, steps: dict[str, Step]) -> None:
     space_map_steps(dash, repeats, steps, "demo, 3 runs x 250")
     for n, folder in dash.space_runs.items():
         first = steps.setdefault(
-            f"Space: first map of {n:,} items a run", Step(f"Space: first map ({n:,})", "first")
+            f"Space: first map of {n:,} items a run",
+            Step(f"Space: a new folder's first map drawn ({n:,} items a run)", "first"),
         )
+        old = map_frame(dash).evaluate("document.body.dataset.revision")
+        start = time.time()
         # focus back on the page from the map's frame (the Data box then opens on one click)
         page.locator("h1").first.click()
         box = page.get_by_label("Runs folder", exact=True).and_(page.locator("input"))
@@ -401,9 +404,10 @@ def space_steps(dash: Dashboard, repeats: int, steps: dict[str, Step]) -> None:
         data = page.get_by_label("Data", exact=True).and_(page.locator("input"))
         data.click()
         option = page.locator('[role="option"]').filter(has_text="synthetic").first
-        old = map_frame(dash).evaluate("document.body.dataset.revision")
-        start = time.time()
-        dash.measure(Step("data", "setup"), option.click)
+        if "synthetic" not in data.input_value():  # the data group may be chosen already
+            dash.measure(Step("data", "setup"), option.click)
+        else:
+            page.keyboard.press("Escape")
         map_frame(dash, old)  # the new runs' map drawn in the browser
         first.seconds.append(time.time() - start)
         first.server.append(sum(r["seconds"] for r in dash.server_runs(start)))
