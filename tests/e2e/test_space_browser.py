@@ -145,12 +145,18 @@ def test_hover_click_and_lasso_on_the_demo(server, explorer):
     # click: the hovered item becomes the anchor (widget, URL and the map's star)
     old = revision(frame)
     page.mouse.click(*shown["position"])
-    page.wait_for_function(
-        "(v) => { const e = document.querySelector('input[aria-label=\"Anchor item\"]');"
-        " return e && e.value === v; }",
-        arg=shown["item"],
-        timeout=60_000,
-    )
+    try:
+        page.wait_for_function(
+            "(v) => { const e = document.querySelector('input[aria-label=\"Anchor item\"]');"
+            " return e && e.value === v; }",
+            arg=shown["item"],
+            timeout=120_000,
+        )
+    except Exception as exc:
+        raise AssertionError(
+            f"a click on item {shown['item']} left the anchor at {anchor_value(page)}"
+            f" (page runs seen: {page.evaluate('window.__runs')})"
+        ) from exc
     settled(page)
     assert f"anchor={shown['run'].replace('/', '%2F')}%3A{shown['item']}" in page.url
     frame = map_frame(page, old)
