@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -338,29 +339,156 @@ def relations_steps(dash: Dashboard, repeats: int, steps: dict[str, Step]) -> No
     relations_widgets(dash, repeats, steps, f"a run's {size} items, with loss terms")
 
 
+SPACE_MAP = 'iframe[title="dashboard.components.space_map.space_map"]'
+SPACE_SIZES = (1000, 10_000)  # items per run of the synthetic Space runs (3 runs, then 1 run)
+
+
+def write_space_runs(root: Path) -> dict[int, Path]:
+    """Synthetic runs for the Space steps: 3 runs x 1,000 items and 1 run x 10,000, with their
+    maps made beforehand into the server's cache folder by a stand-in (the first two coordinates):
+    the steps time the page, not UMAP."""
+    import numpy as np
+
+    from sdl import projection
+    from tests.run_fixtures import write_sample_run
+
+    folders = {}
+    real_umap = projection.umap_2d
+    projection.umap_2d = lambda x, p=None: np.asarray(x, np.float32)[:, :2]
+    try:
+        for n in SPACE_SIZES:
+            folder = root / f"space-{n}"
+            losses = ("sdl", "all", "mulsupcon") if n <= 1000 else ("sdl",)
+            for loss in losses:
+                run = write_sample_run(folder / loss, loss, n=n, snapshot_items=0)
+                projection.cached_projection(run, space="head")
+            folders[n] = folder
+    finally:
+        projection.umap_2d = real_umap
+    return folders
+
+
+def map_point(dash: Dashboard, panel: int, k: int) -> tuple[float, float]:
+    """Page coordinates of a map point (the map's frame reports where it drew it)."""
+    frame_el = dash.page.locator(SPACE_MAP).first
+    frame_el.scroll_into_view_if_needed()
+    box = frame_el.bounding_box()
+    at = (
+        frame_el.element_handle()
+        .content_frame()
+        .evaluate("([p, k]) => window.spaceMapPoint(p, k)", [panel, k])
+    )
+    return box["x"] + at["x"], box["y"] + at["y"]
+
+
+def map_frame(dash: Dashboard, old: str | None = None):
+    """The map's frame once it has drawn (a revision other than ``old``, when given)."""
+    frame_el = dash.page.locator(SPACE_MAP).first
+    frame_el.wait_for(timeout=LIMIT_S * 1000)
+    frame = frame_el.element_handle().content_frame()
+    frame.wait_for_function(
+        "(old) => document.body.dataset.revision && document.body.dataset.revision !== old",
+        arg=old,
+        timeout=LIMIT_S * 1000,
+    )
+    return frame
+
+
+def measure_hover(dash: Dashboard, step: Step, panel: int, k: int) -> None:
+    """A hover: time until the hover card shows; the script runs it caused (should be none)."""
+    page = dash.page
+    frame = map_frame(dash)
+    x, y = map_point(dash, panel, k)
+    page.mouse.move(x - 40, y - 40)
+    page.wait_for_timeout(300)
+    frame.evaluate("document.getElementById('tip').style.display = 'none'")
+    wall = time.time()
+    bytes_start = dash.bytes
+    start = page.evaluate("performance.now()")
+    page.mouse.move(x, y)
+    frame.locator("#tip").wait_for(state="visible", timeout=10_000)
+    shown = page.evaluate("performance.now()")
+    page.wait_for_timeout(int(QUIET_S * 1000) + 300)  # a rerun, if the hover caused one, shows
+    runs = dash.server_runs(wall)
+    step.seconds.append((shown - start) / 1000)
+    step.server.append(sum(r["seconds"] for r in runs))
+    step.runs.append(len(runs))
+    step.received.append(dash.bytes - bytes_start)
+
+
+def space_map_steps(dash: Dashboard, repeats: int, steps: dict[str, Step], size: str) -> None:
+    """Hover, click (anchor) and lasso (selection) on the map that is shown, ``repeats`` times."""
+    page = dash.page
+    anchor = page.locator('input[aria-label="Anchor item"]').first
+
+    def step(what: str) -> Step:
+        name = f"Space: {what} ({size})"
+        return steps.setdefault(name, Step(name, "widget"))
+
+    for i in range(repeats):
+        measure_hover(dash, step("hover a point"), 0, 5 + 7 * i)
+    for i in range(repeats):
+        map_frame(dash)
+        before = anchor.input_value()
+        x, y = map_point(dash, 0, 11 + 13 * i)
+        page.mouse.move(x, y)
+        page.wait_for_timeout(300)
+        dash.measure(step("click a point: the anchor"), lambda x=x, y=y: page.mouse.click(x, y))
+        if anchor.input_value() == before:
+            raise RuntimeError("clicking a point did not change the anchor")
+    panels = int(map_frame(dash).evaluate("document.body.dataset.panels"))
+    for i in range(repeats):
+        map_frame(dash)
+        cx, cy = map_point(dash, i % panels, 17 + 5 * i)
+
+        def draw(cx=cx, cy=cy, r=50) -> None:
+            page.mouse.move(cx + r, cy)
+            page.mouse.down()
+            for a in range(1, 17):
+                angle = a * 2 * 3.14159 / 16
+                page.mouse.move(cx + r * math.cos(angle), cy + r * math.sin(angle), steps=2)
+            page.mouse.up()
+
+        dash.measure(step("lasso: the selection"), draw)
+        page.get_by_text("Selected:").first.wait_for(timeout=30_000)
+
+
 def space_steps(dash: Dashboard, repeats: int, steps: dict[str, Step]) -> None:
+    """The demo's 3 runs (250 items each), then synthetic 3 runs x 1,000 and 1 run x 10,000."""
     page = dash.page
     dash.measure(Step("go", "setup"), go_to(dash, "Space"))
     modes = ("number of labels", "relation to the anchor")
     for i in range(repeats):
         option = page.get_by_text(modes[i % 2], exact=True).first
-        dash.measure(steps["Space: change the colour mode (3 runs x 1,000)"], option.click)
-    anchor = page.locator('input[aria-label="Anchor item"]').first
-    points = page.locator(".js-plotly-plot .scatterlayer .trace .points path")
-    for i in range(repeats):
-        before = anchor.input_value()
-        boxes = (points.nth(j).bounding_box() for j in range(5 + 7 * i, 200))
-        box = next(b for b in boxes if b and b["width"] < 12)  # a map point, not the star
-        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-        page.mouse.move(x, y)
-        page.wait_for_timeout(400)  # plotly selects the hovered point on click
-
-        def click(x=x, y=y) -> None:
-            page.mouse.click(x, y)
-
-        dash.measure(steps["Space: click a point (3 runs x 1,000)"], click)
-        if anchor.input_value() == before:
-            raise RuntimeError("clicking a point did not change the anchor")
+        dash.measure(steps["Space: change the colour mode (demo, 3 runs x 250)"], option.click)
+    space_map_steps(dash, repeats, steps, "demo, 3 runs x 250")
+    for n, folder in dash.space_runs.items():
+        first = steps.setdefault(
+            f"Space: first map of {n:,} items a run",
+            Step(f"Space: a new folder's first map drawn ({n:,} items a run)", "first"),
+        )
+        old = map_frame(dash).evaluate("document.body.dataset.revision")
+        start = time.time()
+        # focus back on the page from the map's frame (the Data box then opens on one click)
+        page.locator("h1").first.click()
+        box = page.get_by_label("Runs folder", exact=True).and_(page.locator("input"))
+        dash.measure(
+            Step("folder", "setup"), lambda b=box, f=folder: (b.fill(str(f)), b.press("Enter"))
+        )
+        data = page.get_by_label("Data", exact=True).and_(page.locator("input"))
+        data.click()
+        option = page.locator('[role="option"]').filter(has_text="synthetic").first
+        if "synthetic" not in data.input_value():  # the data group may be chosen already
+            dash.measure(Step("data", "setup"), option.click)
+        else:
+            page.keyboard.press("Escape")
+        map_frame(dash, old)  # the new runs' map drawn in the browser
+        first.seconds.append(time.time() - start)
+        first.server.append(sum(r["seconds"] for r in dash.server_runs(start)))
+        first.runs.append(len(dash.server_runs(start)))
+        first.received.append(0)
+        runs = "3 runs" if n <= 1000 else "1 run"
+        space_map_steps(dash, repeats, steps, f"{runs} x {n:,}")
 
 
 def run_benchmark(repeats: int, pages: tuple[str, ...]) -> tuple[dict[str, Step], dict]:
@@ -381,14 +509,30 @@ def run_benchmark(repeats: int, pages: tuple[str, ...]) -> tuple[dict[str, Step]
         "Relations: a new 256-item batch (draw seed)",
         "Relations: change the anchor (256 items)",
         "Relations: toggle Symmetric (256 items)",
-        "Space: change the colour mode (3 runs x 1,000)",
-        "Space: click a point (3 runs x 1,000)",
+        "Space: change the colour mode (demo, 3 runs x 250)",
     ):
         add(name, "widget")
     extra: dict = {}
     with sync_playwright() as p, tempfile.TemporaryDirectory() as tmp:
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-        dash = Dashboard(browser, free_port(), Path(tmp), {"PYTHONUNBUFFERED": "1"})
+        env = {"PYTHONUNBUFFERED": "1"}
+        space_runs: dict[int, Path] = {}
+        if "Space" in pages:
+            # the Space steps' synthetic runs, inside a folder the server may open, their maps in
+            # the server's cache folder
+            env["SDL_DASHBOARD_ROOTS"] = tmp
+            env["SDL_CACHE"] = str(Path(tmp) / "cache")
+            previous = os.environ.get("SDL_CACHE")
+            os.environ["SDL_CACHE"] = env["SDL_CACHE"]
+            try:
+                space_runs = write_space_runs(Path(tmp) / "space-runs")
+            finally:
+                os.environ.pop("SDL_CACHE")
+                if previous is not None:
+                    os.environ["SDL_CACHE"] = previous
+        port = int(os.environ.get("SDL_BENCH_PORT") or free_port())  # a fixed port where given
+        dash = Dashboard(browser, port, Path(tmp), env)
+        dash.space_runs = space_runs
         try:
             extra["healthy_s"] = dash.wait_healthy()
             cold = Step("cold start", "cold")

@@ -23,6 +23,7 @@ from sdl.evaluate import seeded_subset
 from sdl.losses import compared_losses, loss_label
 from sdl.runs import EMBEDDINGS, read_embeddings, write_status
 from tests.run_fixtures import write_sample_run, write_sample_runs
+from tests.space_map_view import map_args
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
@@ -324,12 +325,10 @@ def test_training_refuses_a_bad_runs_folder(app):
 def test_space_page_maps_runs_side_by_side(app):
     app.switch_page("views/space.py").run()
     no_exceptions(app)
-    fig = charts(app)["space_fig"]
-    layout = fig["layout"]
-    assert {"xaxis", "xaxis2", "xaxis3"} <= set(layout)  # three runs, three panels
-    assert layout["xaxis2"].get("matches") == "x"  # shared axes
-    names = {t.get("name") for t in fig["data"]}
-    assert "anchor" in names and any(str(n).startswith("R2") for n in names)
+    drawn = map_args(app)
+    assert len(drawn["panels"]) == 3  # three runs, three panels
+    assert all(p["anchor"] is not None for p in drawn["panels"])  # the anchor is in each run
+    assert any(c["name"].startswith("R2") for c in drawn["categories"])
     assert len(app.get("image")) >= 1  # the anchor and its neighbours
     assert "space_shares" in charts(app)
 
@@ -338,14 +337,14 @@ def test_space_colour_modes_and_anchor(app):
     app.switch_page("views/space.py").run()
     app.radio(key="space_colour").set_value("a label").run()
     no_exceptions(app)
-    assert {t.get("name") for t in charts(app)["space_fig"]["data"]} >= {"has c0", "no c0"}
+    assert {c["name"] for c in map_args(app)["categories"]} == {"has c0", "no c0"}
     app.radio(key="space_colour").set_value("number of labels").run()
     app.number_input(key="space_anchor_item").set_value(7).run()
     app.slider(key="space_k").set_value(4).run()
     no_exceptions(app)
     app.multiselect(key="space_runs").set_value(["demo/sdl-s0"]).run()
     no_exceptions(app)
-    assert "xaxis2" not in charts(app)["space_fig"]["layout"]
+    assert len(map_args(app)["panels"]) == 1
 
 
 def test_space_with_a_broken_run_keeps_the_others(app):
@@ -353,7 +352,7 @@ def test_space_with_a_broken_run_keeps_the_others(app):
     app.multiselect(key="space_runs").set_value(["demo/sdl-s0", "runs/bad-embeddings"]).run()
     no_exceptions(app)
     assert "cannot read embeddings" in texts(app)
-    assert "space_fig" in charts(app)
+    assert [p["run"] for p in map_args(app)["panels"]] == ["demo/sdl-s0"]
 
 
 # --- Compare ----------------------------------------------------------------------------------
