@@ -220,6 +220,9 @@
 
   // Where a point is drawn, in the frame's client pixels (for browser tests and benchmarks,
   // which cannot find WebGL points in the DOM).
+  window.spaceMapPanelSize = function (p) {
+    return args.panels[p].x.length;
+  };
   window.spaceMapPoint = function (p, k) {
     const full = mapDiv._fullLayout;
     const xa = full[axisName(p, "x")];
