@@ -21,6 +21,7 @@ from dashboard.components import space_map
 from sdl import projection
 from sdl.runs import CONFIG, EMBEDDINGS, SNAPSHOTS, read_embeddings, write_npz_atomic
 from tests.run_fixtures import write_sample_run, write_sample_runs
+from tests.set_reference import relation_of
 from tests.space_map_view import map_args
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -216,17 +217,8 @@ def test_the_label_filter_keeps_the_matching_items(space, folders, how):
 
 
 def relation(anchor: np.ndarray, other: np.ndarray) -> str:
-    """R1..R5 of ``other``'s label set T to the anchor's S, from the definitions."""
-    s, t = set(np.flatnonzero(anchor)), set(np.flatnonzero(other))
-    if not s & t:
-        return "R1"
-    if s == t:
-        return "R2"
-    if t < s:
-        return "R4"
-    if s < t:
-        return "R5"
-    return "R3"
+    """R1..R5 of ``other``'s label set to the anchor's, from the definitions."""
+    return relation_of(set(np.flatnonzero(anchor)), set(np.flatnonzero(other)))
 
 
 def test_a_selection_shows_its_label_and_relation_mix(space, folders):

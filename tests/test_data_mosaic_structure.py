@@ -7,6 +7,7 @@ import pytest
 
 from sdl.data import dataset_options, load_dataset
 from sdl.data.mosaic import PRESETS, tile_mosaics
+from tests.set_reference import relation_number
 
 
 def _rebuild(images: np.ndarray, classes: np.ndarray, cells: np.ndarray, num_classes: int, grid):
@@ -32,16 +33,7 @@ def _relation_shares(labels: np.ndarray) -> dict[int, int]:
         for j, t in enumerate(sets):
             if i == j:
                 continue
-            if not s & t:
-                counts[1] += 1
-            elif s == t:
-                counts[2] += 1
-            elif t < s:
-                counts[4] += 1
-            elif s < t:
-                counts[5] += 1
-            else:
-                counts[3] += 1
+            counts[relation_number(s, t)] += 1
     return counts
 
 

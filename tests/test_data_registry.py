@@ -14,6 +14,7 @@ from sdl.data import (
     dataset_table,
     load_dataset,
 )
+from tests.set_reference import relation_of
 
 EXPECTED = {
     "digits-mosaic",
@@ -100,18 +101,7 @@ def test_relation_mix_matches_explicit_set_comparisons():
     for i, s in enumerate(sets):
         for j, t in enumerate(sets):
             if i != j:
-                key = (
-                    "R1"
-                    if not s & t
-                    else "R2"
-                    if s == t
-                    else "R4"
-                    if t < s
-                    else "R5"
-                    if s < t
-                    else "R3"
-                )
-                expected[key] += 1
+                expected[relation_of(s, t)] += 1
     # one batch holding every row: the shares are exactly the pair counts over n(n-1)
     mix = relation_mix(labels, batch_size=len(sets), batches=1)
     assert mix == pytest.approx({k: v / 30 for k, v in expected.items()})

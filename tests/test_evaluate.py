@@ -19,6 +19,7 @@ from sdl.evaluate import (
     sd_surface,
     seed_summary,
 )
+from tests.set_reference import relation_of
 
 
 def random_labels(n, c, seed, p=0.3):
@@ -188,19 +189,6 @@ def test_embed_batches_match_one_pass():
 # --- anchor-centred relation metrics --------------------------------------------------------------
 def label_set(row):
     return {c for c, v in enumerate(row) if v}
-
-
-def relation_of(s, t):
-    """R1..R5 of a sample with label set t to an anchor with label set s, by set algebra."""
-    if not s & t:
-        return "R1"
-    if s == t:
-        return "R2"
-    if t < s:
-        return "R4"
-    if t > s:
-        return "R5"
-    return "R3"
 
 
 def cosine(u, v):

@@ -13,24 +13,13 @@ from hypothesis import strategies as st
 
 from sdl import relations
 from sdl.relations import Relation
+from tests.set_reference import relation_number
 
 UNIVERSE = 6
 
 
 def as_sets(labels: np.ndarray) -> list[set[int]]:
     return [{int(c) for c in np.flatnonzero(row)} for row in labels]
-
-
-def ref_relation(s: set[int], t: set[int]) -> int:
-    if not s & t:
-        return 1
-    if s == t:
-        return 2
-    if t < s:
-        return 4
-    if t > s:
-        return 5
-    return 3
 
 
 def ref_similarity(s: set[int], t: set[int], form: str) -> float:
@@ -72,7 +61,7 @@ def test_relation_matrix_matches_set_reference(tricky_labels, seed):
     assert got.dtype == torch.int64
     for i, s in enumerate(sets):
         for j, t in enumerate(sets):
-            expected = 2 if i == j else ref_relation(s, t)
+            expected = 2 if i == j else relation_number(s, t)
             assert int(got[i, j]) == expected, (i, j, s, t)
 
 
