@@ -175,6 +175,22 @@ def test_relations_dataset_batch(app):
     assert len(app.get("image")) == 1  # the anchor's thumbnail
 
 
+def test_relations_nested_mosaic_preset_shows_more_subset_and_superset_pairs(app):
+    app.radio(key="rel_source").set_value("A dataset").run()
+    app.selectbox(key="rel_dataset").set_value("digits-mosaic").run()
+    app.slider(key="rel_data_batch").set_value(128).run()
+    counted = {}
+    for preset in ("default", "nested"):
+        app.selectbox(key="rel_data_preset").set_value(preset).run()
+        no_exceptions(app)
+        bars = charts(app)["rel_counts"]["data"][0]
+        # horizontal bars: pair counts on x, "R4 subset" and so on on y
+        counted[preset] = {y.split()[0]: x for x, y in zip(bars["x"], bars["y"], strict=True)}
+        assert f"preset={preset}" in texts(app)  # the batch says which preset drew it
+    for relation in ("R4", "R5"):
+        assert counted["nested"][relation] > 1.5 * counted["default"][relation]
+
+
 def test_relations_text_run(app):
     app.selectbox(key="rel_run").set_value("runs/mine-sdl").run()
     no_exceptions(app)

@@ -77,10 +77,10 @@ def options_key(options: dict | None) -> str:
 
 
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
-def _dataset(name: str, seed: int):
+def _dataset(name: str, seed: int, options_key: str = "{}"):
     from sdl.data import load_dataset
 
-    return load_dataset(name, seed=seed)
+    return load_dataset(name, seed=seed, **json.loads(options_key))
 
 
 # Each cache is keyed on short strings (the batch's fingerprint, the options as JSON); the arrays
@@ -206,30 +206,39 @@ def batch_from_run() -> Batch | None:
 
 
 def batch_from_dataset() -> Batch | None:
-    from sdl.data import DATASETS
+    from sdl.data import DATASETS, dataset_options
+    from sdl.data.mosaic import PRESETS
 
     names = [n for n, info in DATASETS.items() if info.kind in ("image", "tabular")]
-    cols = st.columns([3, 2, 1])
+    cols = st.columns([3, 2, 2, 1])
     name = cols[0].selectbox("Dataset", names, key="rel_dataset")
-    size = cols[1].slider("Batch size", 8, MAX_BATCH, 64, step=8, key="rel_data_batch")
-    seed = int(cols[2].number_input("Draw seed", 0, 10_000, 0, key="rel_data_seed"))
+    options: dict = {}
+    if "preset" in dataset_options(name):  # the mosaics: how often label sets nest
+        options["preset"] = cols[1].selectbox(
+            "Mosaic preset", list(PRESETS), key="rel_data_preset",
+            help="nested: more cells, fewer empty ones, and label sets repeated with one label "
+            "added or removed, so subset (R4) and superset (R5) pairs are common.",
+        )  # fmt: skip
+    size = cols[2].slider("Batch size", 8, MAX_BATCH, 64, step=8, key="rel_data_batch")
+    seed = int(cols[3].number_input("Draw seed", 0, 10_000, 0, key="rel_data_seed"))
     missing = DATASETS[name].missing(None)
     if missing:
         st.warning(f"{name} is not available here: {missing}")
         return None
     try:
-        splits = _dataset(name, 0)
+        splits = _dataset(name, 0, json.dumps(options, sort_keys=True))
     except Exception as exc:  # a loader that fails must not take the page down
         st.error(f"Could not load {name}: {exc}")
         return None
     test = splits.test
     rows = seeded_subset(len(test), size, seed)
+    shown_options = "".join(f", {k}={v}" for k, v in options.items())
     return Batch(
         labels=test.labels[rows].astype(np.uint8),
         names=list(test.label_names),
         thumbs=test.thumbs[rows] if test.thumbs is not None else None,
         texts=np.array(test.texts)[rows] if test.texts is not None else None,
-        origin=f"{len(rows)} test items of {name}",
+        origin=f"{len(rows)} test items of {name}{shown_options}",
     )
 
 
