@@ -7,7 +7,6 @@ for UMAP), and the runs folder holds good, broken, failed and orphaned runs.
 
 from __future__ import annotations
 
-import base64
 import json
 import sys
 import time
@@ -22,6 +21,7 @@ from sdl import explain, projection
 from sdl.evaluate import seeded_subset
 from sdl.losses import compared_losses, loss_label
 from sdl.runs import EMBEDDINGS, read_embeddings, write_status
+from tests.plotly_spec import plotly_values
 from tests.run_fixtures import write_sample_run, write_sample_runs
 from tests.space_map_view import map_args
 
@@ -195,13 +195,6 @@ def test_relations_text_run(app):
     app.selectbox(key="rel_run").set_value("runs/mine-sdl").run()
     no_exceptions(app)
     assert "rel_terms_fig" in charts(app)  # a text run works too
-
-
-def plotly_values(value) -> list:
-    """A plotly 7 trace array as a list: plain JSON lists, or ``{"dtype", "bdata"}`` binary."""
-    if isinstance(value, dict) and "bdata" in value:
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).tolist()
-    return list(value)
 
 
 def page_batch(app, folders) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.components import space_map
 from sdl import projection
 from sdl.runs import CONFIG, EMBEDDINGS, SNAPSHOTS, read_embeddings, write_npz_atomic
+from tests.plotly_spec import plotly_values
 from tests.run_fixtures import write_sample_run, write_sample_runs
 from tests.set_reference import relation_of
 from tests.space_map_view import map_args
@@ -402,6 +403,13 @@ def test_snapshots_play_as_an_animation_of_two_runs(space, folders):
     buttons = [b["label"] for b in fig["layout"]["updatemenus"][0]["buttons"]]
     assert buttons == ["Play", "Pause"]
     assert {"xaxis", "xaxis2"} <= set(fig["layout"])  # two runs side by side
+    # every point of every epoch, the anchor's star included, stays inside the fixed axes
+    x_range, y_range = fig["layout"]["xaxis"]["range"], fig["layout"]["yaxis"]["range"]
+    for frame in fig["frames"]:
+        for trace in frame["data"]:
+            xs, ys = np.array(plotly_values(trace["x"])), np.array(plotly_values(trace["y"]))
+            assert np.all((xs > x_range[0]) & (xs < x_range[1]))
+            assert np.all((ys > y_range[0]) & (ys < y_range[1]))
     first, second = space.multiselect(key="space_forming").value
     assert first == "demo/sdl-s0" and not second.startswith("demo/sdl")  # another loss beside it
 

@@ -734,8 +734,16 @@ def forming_figure(
             }
         ],
     )
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+    # Frames do not rescale the axes (no redraw), so fix them to every epoch's extent, padded:
+    # otherwise points (the anchor's star among them) that move past the first frame's range
+    # leave the panel.
+    xy = np.concatenate([paths.reshape(-1, 2) for _, paths, _, _ in runs])
+    low, high = np.nanmin(xy, axis=0), np.nanmax(xy, axis=0)
+    pad = 0.05 * np.maximum(high - low, 1e-9)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False,
+                     range=[float(low[0] - pad[0]), float(high[0] + pad[0])])  # fmt: skip
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False,
+                     range=[float(low[1] - pad[1]), float(high[1] + pad[1])])  # fmt: skip
     return fig
 
 

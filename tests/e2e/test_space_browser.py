@@ -252,15 +252,10 @@ def test_space_choice_and_label_filter_redraw_the_map(server, explorer):
 
 
 def test_snapshots_play_as_an_animation(server, explorer):
+    # on the embedded demo (its runs ship per-epoch snapshots): the README's picture comes from it
     page = explorer
     page.goto(f"{server['url']}/space")
     settled(page, quiet_ms=2000)
-    use_runs_folder(page, server["runs"])
-    settled(page)
-    data = page.get_by_label("Data", exact=True).and_(page.locator("input"))
-    data.click()
-    page.locator('[role="option"]').filter(has_text="synthetic").first.click()
-    settled(page)
     map_frame(page)
     forming = page.locator(".js-plotly-plot").filter(has=page.locator(".slider-container"))
     forming.scroll_into_view_if_needed()
