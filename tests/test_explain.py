@@ -9,7 +9,8 @@ import torch
 from sdl import explain
 from sdl.losses import compared_losses
 from tests import dense_reference
-from tests.test_relations import ref_dissimilarity, ref_relation, ref_similarity, ref_weight
+from tests.set_reference import relation_number
+from tests.test_relations import ref_dissimilarity, ref_similarity, ref_weight
 
 # docs/method.md's worked example: anchor {0,1,2} against R2, R4, R5, R3, R1 samples
 WORKED = [{0, 1, 2}, {0, 1, 2}, {0, 1}, {0, 1, 2, 3}, {0, 3}, {3, 4}]
@@ -32,7 +33,7 @@ def test_relations_to_anchor_match_set_logic():
     sets = [set(np.flatnonzero(rng.random(6) < 0.4).tolist()) or {0} for _ in range(40)]
     labels = multi_hot(sets, 6)
     for anchor in (0, 7, 13):
-        expected = [ref_relation(sets[anchor], t) for t in sets]
+        expected = [relation_number(sets[anchor], t) for t in sets]
         assert explain.relations_to_anchor(labels[anchor], labels).tolist() == expected
 
 
@@ -138,7 +139,7 @@ def test_every_anchor_row_of_the_batch_matches_set_loops(options):
         others = [j for j in range(len(sets)) if j != anchor]
         assert table["sample"].tolist() == others
         s = sets[anchor]
-        expected = [ref_relation(s, sets[j]) for j in others]
+        expected = [relation_number(s, sets[j]) for j in others]
         assert table["relation"].tolist() == [f"R{r}" for r in expected]
         k_s = [ref_similarity(s, sets[j], forms["similarity"]) for j in others]
         k_d = [ref_dissimilarity(s, sets[j], forms["dissimilarity"]) for j in others]
@@ -156,7 +157,7 @@ def _mean_weights_by_loop(sets, weights, anchor):
         for i in anchors:
             for j in range(len(sets)):
                 if i != j:
-                    key = (loss, f"R{ref_relation(sets[i], sets[j])}")
+                    key = (loss, f"R{relation_number(sets[i], sets[j])}")
                     total, count = sums.get(key, (0.0, 0))
                     sums[key] = (total + float(w[i, j]), count + 1)
     return {k: (total / count, count) for k, (total, count) in sums.items()}
