@@ -44,15 +44,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.headless_chromium import CHROMIUM_ARGS  # noqa: E402  (after the path line)
+
 SAFE_FLAGS = [
     "--server.headless",
     "true",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import http.server
-import shutil
 import threading
 import urllib.request
 
@@ -21,6 +20,7 @@ import pytest
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
+from tests.headless_chromium import chromium_or_skip, launch
 from tests.test_dashboard_safety import (
     APP,
     REPO,
@@ -122,9 +122,7 @@ def test_the_served_entry_binds_loopback_and_sends_the_headers(served):
 
 @pytest.mark.slow
 def test_a_page_of_another_origin_cannot_frame_it(served, tmp_path):
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    chromium = chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
     # Another origin: another port on this machine, serving a page that frames the dashboard.
@@ -136,11 +134,7 @@ def test_a_page_of_another_origin_cannot_frame_it(served, tmp_path):
     threading.Thread(target=other.serve_forever, daemon=True).start()
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=chromium,
-                headless=True,
-                args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"],
-            )
+            browser = launch(p, chromium)
             page = browser.new_page()
             refused = []
             page.on("console", lambda m: refused.append(m.text) if "frame" in m.text else None)

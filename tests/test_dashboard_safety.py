@@ -9,7 +9,6 @@ kernel's table of listening sockets to see what it bound.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -20,6 +19,8 @@ from pathlib import Path
 import pytest
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
+
+from tests.headless_chromium import chromium_or_skip, launch
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "dashboard" / "app.py")
@@ -146,9 +147,7 @@ def test_started_from_another_folder_it_binds_loopback_only(tmp_path):
 
 @pytest.mark.slow
 def test_served_on_every_interface_the_page_refuses_to_run(tmp_path):
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    chromium = chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
     port = free_port()
@@ -158,11 +157,7 @@ def test_served_on_every_interface_the_page_refuses_to_run(tmp_path):
         wait_healthy(port, server)
         assert listening_addresses(port) == {"0.0.0.0"}
         with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=chromium,
-                headless=True,
-                args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"],
-            )
+            browser = launch(p, chromium)
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{port}", timeout=120_000)
             page.get_by_text(REFUSAL).first.wait_for(timeout=120_000)

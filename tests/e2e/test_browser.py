@@ -8,7 +8,6 @@ screenshot of each step to ``screenshots/`` (gitignored). It opens on the embedd
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 
 from sdl import projection
+from tests.headless_chromium import CHROMIUM_ARGS, chromium_or_skip
 from tests.run_fixtures import write_sample_run, write_sample_runs
 
 pytestmark = pytest.mark.browser
@@ -27,15 +27,6 @@ pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "screenshots"
 SHIPPED_SHOTS = REPO / "assets" / "screenshots"  # the README's pictures
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def free_port() -> int:
@@ -66,11 +57,7 @@ def has_demo() -> bool:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip(
-            "Debian's chromium is not installed (apt-get install -y chromium, or make chromium)"
-        )
+    chromium = chromium_or_skip()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     work = tmp_path_factory.mktemp("browser")
     if not has_demo():
