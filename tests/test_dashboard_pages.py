@@ -55,11 +55,26 @@ def folders(tmp_path_factory):
 
 
 @pytest.fixture
-def app(folders, monkeypatch):
+def dashboard_env(folders, monkeypatch):
+    """The app reads this module's demo, may open its runs folder, and caches maps beside it."""
     demo, runs = folders
     monkeypatch.setenv("SDL_DASHBOARD_DEMO", str(demo))
     monkeypatch.setenv("SDL_DASHBOARD_ROOTS", str(runs.parent))
     monkeypatch.setenv(projection.CACHE_ENV, str(runs.parent / "cache"))
+    return folders
+
+
+def open_link(params: dict[str, str]) -> AppTest:
+    """The app opened from a link whose query string carries ``params``, after its first run."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in params.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+@pytest.fixture
+def app(dashboard_env):
+    _demo, runs = dashboard_env
     at = AppTest.from_file(APP, default_timeout=60).run()
     at.text_input(key="runs_dir").set_value(str(runs)).run()
     return at
@@ -150,16 +165,10 @@ def test_relations_caption_names_a_variant_not_its_default_summary(app):
     assert app.query_params["sdl.symmetric"] in ("True", ["True"])
 
 
-def test_relations_reopen_from_the_url(folders, monkeypatch):
-    demo, runs = folders
-    monkeypatch.setenv("SDL_DASHBOARD_DEMO", str(demo))
-    monkeypatch.setenv("SDL_DASHBOARD_ROOTS", str(runs.parent))
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params["source"] = "Type"
-    at.query_params["anchor"] = "3"
-    at.query_params["sdl.symmetric"] = "True"
-    at.query_params["sdl.dissimilarity"] = "bogus"
-    at.run()
+def test_relations_reopen_from_the_url(dashboard_env):
+    at = open_link(
+        {"source": "Type", "anchor": "3", "sdl.symmetric": "True", "sdl.dissimilarity": "bogus"}
+    )
     no_exceptions(at)
     assert at.radio(key="rel_source").value == "Type"
     assert "Anchor 3" in "\n".join(s.value for s in at.subheader)
@@ -415,20 +424,11 @@ def test_compare_space_choice_and_url(app):
     assert "encoder" in charts(app)["cmp_auc"]["layout"]["title"]["text"]
 
 
-def test_compare_reopens_from_the_url_and_ignores_bad_values(folders, monkeypatch):
-    demo, runs = folders
-    monkeypatch.setenv("SDL_DASHBOARD_DEMO", str(demo))
-    monkeypatch.setenv("SDL_DASHBOARD_ROOTS", str(runs.parent))
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params["page"] = "compare"
-    at.query_params["space"] = "encoder"
-    at.run()
+def test_compare_reopens_from_the_url_and_ignores_bad_values(dashboard_env):
+    at = open_link({"page": "compare", "space": "encoder"})
     no_exceptions(at)
     assert at.radio(key="cmp_space").value == "encoder"
-    bad = AppTest.from_file(APP, default_timeout=60)
-    bad.query_params["page"] = "compare"
-    bad.query_params["space"] = "nowhere"
-    bad.run()
+    bad = open_link({"page": "compare", "space": "nowhere"})
     no_exceptions(bad)
     assert bad.radio(key="cmp_space").value == "head"
     assert "nowhere" in texts(bad) and "ignored" in texts(bad)
@@ -462,13 +462,8 @@ def test_guided_tour_walks_the_class_order_and_can_be_hidden(app):
     assert any("Guided tour" in e.label for e in app.sidebar.expander)
 
 
-def test_a_link_names_the_page_and_a_bad_page_is_ignored(folders, monkeypatch):
-    demo, runs = folders
-    monkeypatch.setenv("SDL_DASHBOARD_DEMO", str(demo))
-    monkeypatch.setenv("SDL_DASHBOARD_ROOTS", str(runs.parent))
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params["page"] = "nowhere"
-    at.run()
+def test_a_link_names_the_page_and_a_bad_page_is_ignored(dashboard_env):
+    at = open_link({"page": "nowhere"})
     no_exceptions(at)
     assert "nowhere" in texts(at)
     assert at.query_params["page"] in ("relations", ["relations"])
