@@ -54,7 +54,7 @@ import dense_reference  # noqa: E402  (tests/dense_reference.py: the previous de
 from pytorch_metric_learning import losses as pml_losses  # noqa: E402
 
 from sdl import relations  # noqa: E402
-from sdl.losses import LOSSES, build_loss  # noqa: E402
+from sdl.losses import build_loss, loss_names  # noqa: E402
 
 DIM = 128
 MMAP_ENV = "MALLOC_MMAP_THRESHOLD_"
@@ -169,7 +169,9 @@ def make_runs(features, labels, budget_gib: float, only: list[str] | None = None
 
         return run
 
-    runs = {name: ours(name) for name in LOSSES if not (name == "simclr" and views < 2)}
+    # The contrastive losses only: bce is a classifier's loss on logits, not on embeddings.
+    contrastive = loss_names(contrastive=True)
+    runs = {name: ours(name) for name in contrastive if not (name == "simclr" and views < 2)}
     runs[PML] = None if pml_skip(n, budget_gib) else pml
     runs[DENSE] = None if skip_dense else dense
     runs[FLOOR] = floor(False)

@@ -340,7 +340,10 @@ def random_label_sets(batch: int, num_labels: int, mean_labels: float, seed: int
     popularity = 1.0 / np.arange(1, num_labels + 1)
     popularity /= popularity.sum()
     sizes = np.clip(1 + rng.poisson(mean_labels - 1, size=batch), 1, num_labels)
-    out = np.zeros((batch, num_labels), dtype=np.uint8)
-    for i, size in enumerate(sizes):
-        out[i, rng.choice(num_labels, size=int(size), replace=False, p=popularity)] = 1
-    return out
+    # Weighted sampling without replacement for every row at once (Efraimidis-Spirakis, as
+    # Gumbel top-k): a row's labels are its ``size`` largest log-popularity + Gumbel keys, which
+    # draws them with the same law as picking one at a time in proportion to popularity. One
+    # rng.choice per row cost about 0.3 ms, most of a 256-item batch's Relations rerun.
+    keys = np.log(popularity) + rng.gumbel(size=(batch, num_labels))
+    rank = np.argsort(np.argsort(-keys, axis=1), axis=1)  # 0 for the largest key of the row
+    return (rank < sizes[:, None]).astype(np.uint8)

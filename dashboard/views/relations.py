@@ -413,46 +413,42 @@ def relation_matrix_figure(rel: np.ndarray, anchor: int | None = None) -> go.Fig
 def counts_figure(counts: dict) -> go.Figure:
     keys = [r.short for r in counts]
     values = list(counts.values())
-    fig = go.Figure(
-        go.Bar(
-            x=values,
-            y=[RELATION_LABELS[k] for k in keys],
-            orientation="h",
-            marker_color=[RELATION_COLORS[k] for k in keys],
-            text=values,
-            textposition="auto",
-            hovertemplate="%{y}: %{x} pairs<extra></extra>",
-        )
+    bar = go.Bar(
+        x=values,
+        y=[RELATION_LABELS[k] for k in keys],
+        orientation="h",
+        marker_color=[RELATION_COLORS[k] for k in keys],
+        text=values,
+        textposition="auto",
+        hovertemplate="%{y}: %{x} pairs<extra></extra>",
     )
-    fig.update_layout(
-        title="Pairs per relation (off-diagonal)",
-        height=300,
-        margin={"l": 10, "r": 10, "t": 50, "b": 30},
-        yaxis={"autorange": "reversed"},
-        xaxis={"title": "pairs"},
-    )
-    return fig
+    layout = {  # in the constructor: update_layout would validate the figure again
+        "title": {"text": "Pairs per relation (off-diagonal)"},
+        "height": 300,
+        "margin": {"l": 10, "r": 10, "t": 50, "b": 30},
+        "yaxis": {"autorange": "reversed"},
+        "xaxis": {"title": {"text": "pairs"}},
+    }
+    return go.Figure(bar, layout)
 
 
 def factor_figure(matrix: np.ndarray, title: str) -> go.Figure:
-    fig = go.Figure(
-        go.Heatmap(
-            z=matrix.astype(np.float32),
-            zmin=0,
-            zmax=1,
-            colorscale="Viridis",
-            hovertemplate="anchor %{y} · sample %{x}<br>%{z:.3f}<extra></extra>",
-            colorbar={"len": 0.9, "thickness": 12},
-        )
+    heatmap = go.Heatmap(
+        z=matrix.astype(np.float32),  # travels as 4 bytes a cell (plotly sends arrays binary)
+        zmin=0,
+        zmax=1,
+        colorscale="Viridis",
+        hovertemplate="anchor %{y} · sample %{x}<br>%{z:.3f}<extra></extra>",
+        colorbar={"len": 0.9, "thickness": 12},
     )
-    fig.update_layout(
-        title=title,
-        height=340,
-        margin={"l": 40, "r": 10, "t": 50, "b": 30},
-        yaxis={"autorange": "reversed", "scaleanchor": "x"},
-        xaxis={"constrain": "domain"},
-    )
-    return fig
+    layout = {  # in the constructor: update_layout would validate the figure again
+        "title": {"text": title},
+        "height": 340,
+        "margin": {"l": 40, "r": 10, "t": 50, "b": 30},
+        "yaxis": {"autorange": "reversed", "scaleanchor": "x"},
+        "xaxis": {"constrain": "domain"},
+    }
+    return go.Figure(heatmap, layout)
 
 
 def weights_figure(table: pd.DataFrame, scope: str, names: dict[str, str]) -> go.Figure:
@@ -556,15 +552,23 @@ def terms_figure(table: pd.DataFrame) -> go.Figure:
     return go.Figure(traces, layout)
 
 
-def style_relations(frame: pd.DataFrame):
-    def color(value: str) -> str:
-        c = RELATION_COLORS.get(value)
-        text = "#222" if value in ("R1", "R3") else "white"
-        return f"background-color: {c}; color: {text}" if c else ""
-
-    return frame.style.map(color, subset=["relation"]).format(
-        {c: "{:.3f}" for c in frame.columns if frame[c].dtype.kind == "f"}
-    )
+def relation_table_columns(frame: pd.DataFrame) -> dict:
+    """Column settings for a table with a relation column: each relation a pill in its colour and
+    floats to 3 decimals. A pandas Styler did the same by formatting every cell in Python, which
+    took most of a 256-item batch's rerun; these settings are applied by the browser."""
+    columns: dict = {
+        "relation": st.column_config.MultiselectColumn(
+            "relation",
+            options=RELATION_ORDER,
+            color=[RELATION_COLORS[r] for r in RELATION_ORDER],
+            width="small",
+            help="R1 disjoint · R2 identical · R3 partial · R4 subset · R5 superset",
+        )
+    }
+    for column in frame.columns:
+        if frame[column].dtype.kind == "f":
+            columns[column] = st.column_config.NumberColumn(column, format="%.3f")
+    return columns
 
 
 def item_view(batch: Batch, index: int) -> None:
@@ -586,15 +590,18 @@ def pairs_table(batch: Batch, anchor: int, rel: explain.BatchRelations, sdl_opti
     )
     formula = SDLoss.weight_formula(sdl_options)
     column_config = {
+        **relation_table_columns(table),
         "sample": st.column_config.NumberColumn("sample", width="small"),
         "K^s": st.column_config.NumberColumn(
-            "K^s", help="share of the anchor's labels the sample has"
+            "K^s", format="%.3f", help="share of the anchor's labels the sample has"
         ),
         "K^d": st.column_config.NumberColumn(
-            "K^d", help="1/(1+labels the sample has beyond the anchor)"
+            "K^d", format="%.3f", help="1/(1+labels the sample has beyond the anchor)"
         ),
         "w": st.column_config.NumberColumn(
-            formula, help=f"weight of the pair under {loss_label(SDLoss.name, sdl_options)}"
+            formula,
+            format="%.3f",
+            help=f"weight of the pair under {loss_label(SDLoss.name, sdl_options)}",
         ),
     }
     if batch.thumbs is not None and len(table) <= 256:
@@ -602,7 +609,7 @@ def pairs_table(batch: Batch, anchor: int, rel: explain.BatchRelations, sdl_opti
         table.insert(0, "image", [uris[j] for j in table["sample"]])
         column_config["image"] = st.column_config.ImageColumn("image", width="small")
     st.dataframe(
-        style_relations(table),
+        table,
         hide_index=True,
         height=380,
         column_config=column_config,
@@ -668,7 +675,13 @@ def loss_terms_section(batch: Batch, anchor: int, options: dict[str, dict]) -> N
         shown = table.sort_values("gradient")[
             ["sample", "labels", "relation", "cosine", "weight", "term", "gradient"]
         ]
-        st.dataframe(style_relations(shown), hide_index=True, height=420, key="rel_terms_table")
+        st.dataframe(
+            shown,
+            hide_index=True,
+            height=420,
+            column_config=relation_table_columns(shown),
+            key="rel_terms_table",
+        )
 
 
 def factors_section(rel: explain.BatchRelations, sdl_options: dict, token: str) -> None:
