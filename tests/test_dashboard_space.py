@@ -380,6 +380,28 @@ def test_the_link_reopens_the_view(folders, monkeypatch, cache, calls):
     )
 
 
+def test_the_label_filter_travels_in_the_link(folders, monkeypatch, cache, calls):
+    """A filter set on the page is written to the URL; a link carrying it reopens it, and a label
+    the data does not have is ignored with a note."""
+    at = open_space(folders, monkeypatch)
+    at.multiselect(key="space_filter").set_value(["c0", "c2"]).run()
+    at.radio(key="space_filter_mode").set_value("exactly them").run()
+    no_exceptions(at)
+    assert list(at.query_params["labels"]) == ["c0", "c2"]
+    assert at.query_params["match"] in (["exactly them"], "exactly them")
+    at.multiselect(key="space_filter").set_value([]).run()
+    assert not list(at.query_params.get("labels", []))  # no filter, no labels in the link
+
+    query = {"labels": ["c2", "c1"], "match": "exactly them"}
+    linked = open_space(folders, monkeypatch, query)
+    assert linked.multiselect(key="space_filter").value == ["c2", "c1"]
+    assert linked.radio(key="space_filter_mode").value == "exactly them"
+
+    bad = open_space(folders, monkeypatch, {"labels": ["c1", "nolabel"]})
+    assert bad.multiselect(key="space_filter").value == ["c1"]
+    assert "nolabel" in texts(bad)
+
+
 def test_invalid_link_values_are_ignored_with_a_note(folders, monkeypatch, cache, calls):
     query = {"runs": "demo/nope", "space": "middle", "anchor": "x", "colour": "pink"}
     at = open_space(folders, monkeypatch, query)

@@ -249,6 +249,9 @@ def choose_colour(names: list[str]) -> tuple[str, int, int]:
 
 def choose_filter(names: list[str]) -> tuple[list[int], str]:
     cols = st.columns([4, 2])
+    # In the URL as ?labels=a&labels=b&match=..., so a link reopens the filtered view.
+    ui.url_state("space_filter", "labels", names, multi=True)
+    ui.url_state("space_filter_mode", "match", FILTER_MODES)
     picked = cols[0].multiselect(
         "Show only items with the labels", names, key="space_filter", placeholder="all items"
     )
