@@ -436,6 +436,30 @@ def test_snapshots_play_as_an_animation_of_two_runs(space, folders):
     assert first == "demo/sdl-s0" and not second.startswith("demo/sdl")  # another loss beside it
 
 
+def test_the_animation_brightens_the_anchors_r2_r4_r5_and_follows_a_new_anchor(space, folders):
+    demo, _ = folders
+    arrays = read_embeddings(demo / "sdl-s0")
+    snapshot_ids = np.load(demo / "sdl-s0" / SNAPSHOTS)["ids"]
+    sets = [set(np.flatnonzero(row).tolist()) for row in arrays["labels"]]
+    set_of = dict(zip(arrays["ids"].tolist(), sets, strict=True))
+
+    def bright_ids() -> list[int]:
+        trace = charts(space)["space_forming_fig"]["data"][0]  # the first run's points
+        colours = trace["marker"]["color"]
+        return [int(i) for i, c in zip(snapshot_ids, colours, strict=True) if c != "#d6d6d6"]
+
+    for item in (3, 11):
+        space.selectbox(key="space_anchor_run").set_value("demo/sdl-s0").run()
+        space.number_input(key="space_anchor_item").set_value(item).run()
+        no_exceptions(space)
+        expected = [
+            int(i)
+            for i in snapshot_ids
+            if relation_of(sets[item], set_of[int(i)]) in ("R2", "R4", "R5")
+        ]
+        assert bright_ids() == expected and expected, item
+
+
 def test_another_data_set_brings_its_own_runs_to_play(space):
     assert space.multiselect(key="space_forming").value[0] == "demo/sdl-s0"
     data = space.selectbox(key="space_data")

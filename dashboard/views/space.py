@@ -4,6 +4,7 @@ filter, and the space forming over the epochs (snapshots) for two runs side by s
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -645,10 +646,12 @@ def forming_figure(
     )
     colours, sizes = [], []
     for space, _, _, ids in runs:
-        where = {int(v): i for i, v in enumerate(space.arrays["ids"])}
-        labels = np.stack(
-            [space.labels[where[int(i)]] if int(i) in where else 0 * anchor_labels for i in ids]
-        )
+        # each snapshot item's labels, found by id (an id the run no longer holds: no labels)
+        order = np.argsort(space.arrays["ids"], kind="stable")
+        found = np.searchsorted(space.arrays["ids"], ids, sorter=order)
+        found = order[np.minimum(found, len(order) - 1)]
+        known = space.arrays["ids"][found] == ids
+        labels = np.where(known[:, None], space.labels[found], 0)
         rel = np.array([f"R{v}" for v in relations_to_anchor(anchor_labels, labels)])
         bright = np.isin(rel, FORMING_RELATIONS)
         colours.append(np.where(bright, [RELATION_COLORS[r] for r in rel], "#d6d6d6").tolist())
@@ -772,7 +775,7 @@ def forming_panel(spaces: list[Space], anchor: tuple[Space, int]) -> None:
     picked = st.multiselect(
         "Runs to play side by side", keys, max_selections=2, key="space_forming"
     )
-    runs = []
+    runs, stamps = [], []
     for key in picked:
         space = with_snaps[keys.index(key)]
         try:
@@ -782,23 +785,34 @@ def forming_panel(spaces: list[Space], anchor: tuple[Space, int]) -> None:
             ui.run_error(f"{key}: cannot read its snapshots ({exc})")
             continue
         runs.append((space, paths, epochs, ids))
+        stamps.append((str(space.ref.path), mtime))
     if not runs:
         return
-    if len(runs) == 2:
-        if not np.array_equal(runs[0][2], runs[1][2]):
-            st.warning("These runs snapshotted different epochs; showing the first run only.")
-            runs = runs[:1]
-        else:
-            first, (space, paths, epochs, ids) = runs[0], runs[1]
-            paths = projection.align_paths(paths, ids, first[1][-1], first[3])
-            runs[1] = (space, paths, epochs, ids)
+    if len(runs) == 2 and not np.array_equal(runs[0][2], runs[1][2]):
+        st.warning("These runs snapshotted different epochs; showing the first run only.")
+        runs, stamps = runs[:1], stamps[:1]
     st.caption(
         "Head embeddings of a fixed subset of held-out items after every epoch (epoch 0: untrained), "
         "each frame on its own principal axes, turned and scaled onto the next by Procrustes, and "
         "the second run's last frame onto the first's. Bright: the anchor's R2, R4 and R5 samples "
         "(the positives a good loss pulls in); grey: the rest. Press Play, or drag the epoch slider."
     )
-    st.plotly_chart(forming_figure(runs, anchor), key="space_forming_fig")
+    # The animation (every epoch's frame) is built once per pair of runs and anchor: a colour
+    # change, a click elsewhere or a lasso reruns the page but reuses it.
+    key = json.dumps([stamps, anchor[0].ref.key, int(anchor[1])])
+    st.plotly_chart(_forming_figure(key, runs, anchor), key="space_forming_fig")
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _forming_figure(key: str, _runs: list, _anchor: tuple) -> go.Figure:
+    """The second run's paths aligned onto the first run's last frame, then the figure."""
+    del key  # the runs' snapshot files (path, mtime) and the anchor
+    runs = list(_runs)
+    if len(runs) == 2:
+        first, (space, paths, epochs, ids) = runs[0], runs[1]
+        paths = projection.align_paths(paths, ids, first[1][-1], first[3])
+        runs[1] = (space, paths, epochs, ids)
+    return forming_figure(runs, _anchor)
 
 
 def render() -> None:
