@@ -86,6 +86,16 @@ def _keys(path: str, mtime_ns: int, _arrays: dict) -> np.ndarray:
     return item_keys(_arrays)
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def _label_texts(
+    path: str, mtime_ns: int, names: tuple[str, ...], _labels: np.ndarray
+) -> list[str]:
+    """Each item's label set as text, for the map's hover card: made once per run file (at
+    10,000 items, formatting them on every rerun was a third of a lasso's server time)."""
+    del path, mtime_ns  # the cache key, with the names; the labels are not hashed
+    return [analysis.format_label_set(y, list(names)) for y in _labels]
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def _aligned(coords: tuple[np.ndarray, ...], keys: tuple[np.ndarray, ...]) -> list[np.ndarray]:
     return projection.align_projections(list(coords), list(keys))
@@ -432,6 +442,8 @@ def map_panels(
     cats, entries = legend(spaces, mode, label, anchor_space.labels[anchor_item])
     panels = []
     for pos, space in enumerate(spaces):
+        mtime = (space.ref.path / EMBEDDINGS).stat().st_mtime_ns
+        label_texts = _label_texts(str(space.ref.path), mtime, tuple(space.names), space.labels)
         mask = keep[pos] if keep is not None else np.ones(len(space.labels), dtype=bool)
         rows = np.flatnonzero(mask)
         here = space.find(anchor_key)
@@ -447,7 +459,7 @@ def map_panels(
                 rows=rows,
                 ids=space.arrays["ids"][rows],
                 cats=cats[pos][rows],
-                labels=[analysis.format_label_set(y, space.names) for y in space.labels[rows]],
+                labels=[label_texts[r] for r in rows],
                 thumbs=space.arrays["thumbs"][rows] if "thumbs" in space.arrays else None,
                 texts=[str(t) for t in texts[rows]] if texts is not None else None,
                 faint=space.coords[~mask] if not mask.all() else None,
@@ -563,7 +575,6 @@ def neighbours_panel(spaces: list[Space], anchor: tuple[Space, int], k: int) -> 
 
 
 def shares_figure(spaces: list[Space], k: int, space: str) -> go.Figure:
-    fig = go.Figure()
     names = [s.ref.key for s in spaces]
     shares = [
         _shares(
@@ -576,42 +587,42 @@ def shares_figure(spaces: list[Space], k: int, space: str) -> go.Figure:
         )
         for s in spaces
     ]
-    for r in RELATION_COLORS:
-        fig.add_trace(
-            go.Bar(
-                y=names,
-                x=[100 * sh[r] for sh in shares],
-                name=RELATION_LABELS[r],
-                orientation="h",
-                marker_color=RELATION_COLORS[r],
-                texttemplate="%{x:.0f}%",
-                textposition="inside",
-                hovertemplate="%{y}: %{x:.1f}% " + r + "<extra></extra>",
-            )
+    bars = [
+        go.Bar(
+            y=names,
+            x=[100 * sh[r] for sh in shares],
+            name=RELATION_LABELS[r],
+            orientation="h",
+            marker_color=RELATION_COLORS[r],
+            texttemplate="%{x:.0f}%",
+            textposition="inside",
+            hovertemplate="%{y}: %{x:.1f}% " + r + "<extra></extra>",
         )
-    fig.update_layout(
-        barmode="stack",
-        height=170 + 40 * len(spaces),
-        title={
+        for r in RELATION_COLORS
+    ]
+    layout = {  # in the constructor: add_trace and update_layout validate the figure again
+        "barmode": "stack",
+        "height": 170 + 40 * len(spaces),
+        "title": {
             "text": f"Who are an item's {k} nearest neighbours in the {space} space? "
             "(share per relation, over up to 1000 items)",
             "y": 0.98,
             "yanchor": "top",
         },
-        xaxis={"title": "% of neighbours", "range": [0, 100]},
-        yaxis={"autorange": "reversed"},
+        "xaxis": {"title": {"text": "% of neighbours"}, "range": [0, 100]},
+        "yaxis": {"autorange": "reversed"},
         # The legend above the bars, under the title: below, it ran into the axis title.
-        legend={
+        "legend": {
             "orientation": "h",
             "y": 1.02,
             "yanchor": "bottom",
             "x": 0,
-            "title": None,
+            "title": {"text": ""},
             "traceorder": "normal",
         },
-        margin={"l": 10, "r": 10, "t": 80, "b": 40},
-    )
-    return fig
+        "margin": {"l": 10, "r": 10, "t": 80, "b": 40},
+    }
+    return go.Figure(bars, layout)
 
 
 # --- how the space formed --------------------------------------------------------------------------
