@@ -37,6 +37,16 @@ def test_bench_losses_runs_every_contrastive_loss_at_a_toy_size(capsys):
     assert all(r[4] != "skipped" for r in every_run if r[3] in loss_names(contrastive=True))
 
 
+def test_bench_losses_keeps_only_the_runs_asked_for(capsys):
+    """--only without the floors still checks the targets it can (N >= 4096 has a floor target)."""
+    bench = load_benchmark("bench_losses")
+    bench.main(["--sizes", "4096", "--views", "2", "--classes", "10", "--only", "sdl,supcon",
+                "--repeats", "1"])  # fmt: skip
+    out = capsys.readouterr().out
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| 4096 |")]
+    assert sorted(r[3] for r in rows if len(r) == 8) == ["sdl", "supcon"]  # the every-run table
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="peak memory reads /proc (Linux only)")
 def test_bench_losses_large_mode_reports_a_time_and_a_peak(capsys):
     bench = load_benchmark("bench_losses")
