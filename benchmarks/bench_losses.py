@@ -2,7 +2,7 @@
 SupConLoss, the previous dense implementation and the matmul floor, all measured in one process.
 
     python benchmarks/bench_losses.py --quick        # N in {1024, 4096}, V in {1, 2}, C in {10, 80, 1000, 10000}
-    python benchmarks/bench_losses.py                # adds N = 16384 (about an hour on 2 busy cores)
+    python benchmarks/bench_losses.py                # adds N = 16384 (over an hour on 2 cores)
     python benchmarks/bench_losses.py --large        # sdl alone at 32,768 and 65,536 views, 10,000 labels
     python benchmarks/bench_losses.py --sizes 4096 --views 1 --classes 80
 
@@ -23,8 +23,9 @@ more than --budget-gib (default 8): PML holds about ten float32 N x N matrices, 
 the dense path is also skipped where its dense label product passes 2^34 multiply-adds.
 
 Time: the median of --repeats runs (default: 15 up to N = 4096, where a run takes well under a
-second and three runs on shared cores left ratios off by 30%; 3 above); the losses take turns run by run so that load from other
-processes falls on all of them alike; one warm-up run each at the first point.
+second and three runs on shared cores left ratios off by 30%; 3 above); the losses take turns run
+by run so that load from other processes falls on all of them alike; one warm-up run each at the
+first point.
 
 Peak memory: torch's CPU allocations are invisible to tracemalloc, so each point is measured in a
 child process that reads the kernel's peak resident set, VmHWM, reset before every run through
