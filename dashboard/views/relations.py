@@ -562,7 +562,7 @@ def relation_table_columns(frame: pd.DataFrame) -> dict:
             options=RELATION_ORDER,
             color=[RELATION_COLORS[r] for r in RELATION_ORDER],
             width="small",
-            help="R1 disjoint · R2 identical · R3 partial · R4 subset · R5 superset",
+            help=" · ".join(RELATION_LABELS.values()),
         )
     }
     for column in frame.columns:
