@@ -179,6 +179,7 @@ class WeightedSupConLoss(nn.Module):
     label_kind = "multi"
     #: smallest number of views per sample the loss can work with
     min_views = 1
+    contrastive = True  # as in sdl.losses: the trainer asks (a classifier's loss trains no pairs)
 
     def __init__(
         self, temperature: float = 0.07, normalize: str = "count", chunk_size: int | None = None

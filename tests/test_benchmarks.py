@@ -53,3 +53,11 @@ def test_bench_losses_large_mode_reports_a_time_and_a_peak(capsys):
     bench.main(["--large", "--sizes", "256", "--classes", "1000"])
     row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 256 |")]
     assert len(row) == 1 and "failed" not in row[0], row
+
+
+def test_bench_train_step_times_both_loss_paths(capsys):
+    bench = load_benchmark("bench_train_step")
+    bench.main(["--steps", "1", "--batch-size", "8"])
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if "| " in line]
+    paths = [r[0].strip("| ") for r in rows if len(r) == 4 and r[1][:1].isdigit()]
+    assert paths == ["blockwise", "dense (before)"]

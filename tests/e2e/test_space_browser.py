@@ -319,3 +319,27 @@ def test_ten_thousand_points_stay_interactive(server, explorer):
         f"{time.time() - drawn:.1f} s after"
     )
     check(page, "3-space-10000")
+
+
+def test_one_click_opens_a_page_widget_after_a_click_on_the_map(server, explorer):
+    """After the map (an iframe) has had the mouse and a click, the next click on a widget of the
+    page must act at once: a teacher clicking the Data box expects its list, not a dead click."""
+    page = explorer
+    page.goto(f"{server['url']}/space")
+    settled(page, quiet_ms=2000)
+    frame = map_frame(page)
+    shown = hover(page, frame, 0, isolated(frame, 0))
+    old = revision(frame)
+    page.mouse.click(*shown["position"])  # the anchor: a rerun, the map redrawn
+    settled(page)
+    map_frame(page, old)
+    data = page.get_by_label("Data", exact=True).and_(page.locator("input"))
+    data.scroll_into_view_if_needed()
+    box = data.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    options = page.locator('[role="option"]')
+    try:
+        options.first.wait_for(timeout=5_000)
+    except Exception as exc:
+        raise AssertionError("one click on the Data box after a map click did not open it") from exc
+    page.keyboard.press("Escape")
