@@ -321,16 +321,21 @@ def test_ten_thousand_points_stay_interactive(server, explorer):
     check(page, "3-space-10000")
 
 
-def test_one_click_opens_a_page_widget_after_a_click_on_the_map(server, explorer):
-    """After the map (an iframe) has had the mouse and a click, the next click on a widget of the
-    page must act at once: a teacher clicking the Data box expects its list, not a dead click."""
+@pytest.mark.parametrize("gesture", ["click", "lasso"])
+def test_one_click_opens_a_page_widget_after_a_gesture_on_the_map(server, explorer, gesture):
+    """After the map (an iframe) has had the mouse and a click or a lasso, the next click on a
+    widget of the page must act at once: a teacher clicking the Data box expects its list."""
     page = explorer
     page.goto(f"{server['url']}/space")
     settled(page, quiet_ms=2000)
     frame = map_frame(page)
-    shown = hover(page, frame, 0, isolated(frame, 0))
     old = revision(frame)
-    page.mouse.click(*shown["position"])  # the anchor: a rerun, the map redrawn
+    if gesture == "click":
+        shown = hover(page, frame, 0, isolated(frame, 0))
+        page.mouse.click(*shown["position"])  # the anchor: a rerun, the map redrawn
+    else:
+        lasso(page, frame, 1, 20)
+        page.get_by_text("Selected:").first.wait_for(timeout=60_000)
     settled(page)
     map_frame(page, old)
     data = page.get_by_label("Data", exact=True).and_(page.locator("input"))
