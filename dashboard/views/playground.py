@@ -33,8 +33,8 @@ def train(
     return runs, time.perf_counter() - started
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def figure_spec(
+@st.cache_resource(show_spinner=False, max_entries=32)
+def animated_figure(
     text: str,
     losses: tuple[str, ...],
     anchor: int,
@@ -42,10 +42,11 @@ def figure_spec(
     temperature: float,
     seed: int,
     view: str,
-) -> dict:
-    """The animated figure as a plain dict: rebuilding 60 frames of traces costs seconds a rerun."""
+) -> go.Figure:
+    """The animated figure, built once per choice and shared (st.plotly_chart only reads it): a
+    figure rebuilt from its dict validates its 60 frames of traces again, most of a warm visit."""
     runs, _ = train(text, losses, anchor, steps, temperature, seed)
-    return playground_figure(runs, view).to_dict()
+    return playground_figure(runs, view)
 
 
 def choose() -> dict:
@@ -289,8 +290,6 @@ st.caption(
     f"{{{','.join(map(str, sorted(sets[first.anchor])))}}}; "
     f"{chosen['steps']} steps per loss trained in {seconds:.2f} s. Press ▶ play."
 )
-spec = figure_spec(**chosen)
-# Built and checked once by playground_figure; a Figure (not a dict) is not validated again.
-st.plotly_chart(go.Figure(spec, _validate=False), key="play_fig")
+st.plotly_chart(animated_figure(**chosen), key="play_fig")
 st.markdown("**Where each relation ends** (mean over its items; weight on the scale identical = 1)")
 st.dataframe(cosine_table(runs).style.format("{:.2f}"), key="play_table")
