@@ -385,6 +385,9 @@ def test_compare_page(app):
     auc = shown["cmp_auc"]
     assert {t["name"] for t in auc["data"]} >= {"sdl", "all", "mulsupcon"}
     assert "head" in auc["layout"]["title"]["text"]  # the default space is named
+    chance = [s for s in auc["layout"]["shapes"] if s["y0"] == s["y1"] == 0.5]
+    assert chance and chance[0]["xref"] == "x domain"  # the 0.5 line spans the plot: chance
+    assert "chance" in [a["text"] for a in auc["layout"]["annotations"]]
     assert any(k.startswith("cmp_sd_") for k in shown)  # the SD surface per loss
     table = app.dataframe[0].value
     assert "★" in "".join(table["mAP"].astype(str))

@@ -117,10 +117,10 @@ def metrics_section(rows: list[tuple[str, dict]], key: str) -> None:
 
 def auc_figure(table: pd.DataFrame, colors: dict[str, str], title: str) -> go.Figure:
     """Relation AUCs per group: bars at the mean over seeds, whiskers the 95% interval."""
-    fig = go.Figure()
+    bars = []
     for name, frame in table.groupby("loss", sort=False):
         has_ci = frame["ci_high"].notna()
-        fig.add_trace(
+        bars.append(
             go.Bar(
                 name=name,
                 x=frame["relation"],
@@ -137,16 +137,36 @@ def auc_figure(table: pd.DataFrame, colors: dict[str, str], title: str) -> go.Fi
                 " over %{customdata[0]} seeds<extra>" + name + "</extra>",
             )
         )
-    fig.add_hline(y=0.5, line_dash="dot", line_color="gray", annotation_text="chance")
-    fig.update_layout(
-        barmode="group",
-        title=title,
-        height=420,
-        xaxis={"title": "A>B: the chance that an anchor's A sample sits closer than its B sample"},
-        yaxis={"title": "AUC (mean over seeds, 95% interval)", "range": [0, 1.05]},
-        legend={"title": None},
-    )
-    return fig
+    chance = {  # the line add_hline would draw, with its label
+        "type": "line", "xref": "x domain", "x0": 0, "x1": 1, "yref": "y", "y0": 0.5, "y1": 0.5,
+        "line": {"color": "gray", "dash": "dot"},
+    }  # fmt: skip
+    layout = {  # in the constructor: add_trace, add_hline and update_layout validate again
+        "barmode": "group",
+        "title": {"text": title},
+        "height": 420,
+        "xaxis": {
+            "title": {
+                "text": "A>B: the chance that an anchor's A sample sits closer than its B sample"
+            }
+        },
+        "yaxis": {"title": {"text": "AUC (mean over seeds, 95% interval)"}, "range": [0, 1.05]},
+        "legend": {"title": {"text": ""}},
+        "shapes": [chance],
+        "annotations": [
+            {
+                "text": "chance",
+                "xref": "x domain",
+                "x": 1,
+                "xanchor": "right",
+                "yref": "y",
+                "y": 0.5,
+                "yanchor": "bottom",
+                "showarrow": False,
+            }
+        ],
+    }
+    return go.Figure(bars, layout)
 
 
 def sd_cells(surfaces: list[list[dict]]) -> pd.DataFrame:
@@ -182,22 +202,21 @@ def sd_surface_section(groups: dict[str, list[dict]], key: str, space: str) -> N
     high = max(float(np.nanmax(c.to_numpy())) for c in cells.values())
     columns = st.columns(min(len(cells), 3))
     for number, (name, frame) in enumerate(cells.items()):
-        fig = go.Figure(
-            go.Heatmap(
-                z=frame.to_numpy(),
-                x=[str(c) for c in frame.columns],
-                y=[str(i) for i in frame.index],
-                zmin=low,
-                zmax=high,
-                colorscale="Viridis",
-                showscale=number == len(cells) - 1,
-                hovertemplate="extra %{x}, missing %{y}: cosine %{z:.3f}<extra></extra>",
-            )
+        heatmap = go.Heatmap(
+            z=frame.to_numpy(),
+            x=[str(c) for c in frame.columns],
+            y=[str(i) for i in frame.index],
+            zmin=low,
+            zmax=high,
+            colorscale="Viridis",
+            showscale=number == len(cells) - 1,
+            hovertemplate="extra %{x}, missing %{y}: cosine %{z:.3f}<extra></extra>",
         )
-        fig.update_layout(
-            title=name, height=300, margin={"l": 40, "r": 10, "t": 40, "b": 40},
-            xaxis_title="extra labels", yaxis_title="missing labels",
-        )  # fmt: skip
+        fig = go.Figure(heatmap, {  # in the constructor: update_layout would validate again
+            "title": {"text": name}, "height": 300, "margin": {"l": 40, "r": 10, "t": 40, "b": 40},
+            "xaxis": {"title": {"text": "extra labels"}},
+            "yaxis": {"title": {"text": "missing labels"}},
+        })  # fmt: skip
         with columns[number % len(columns)]:
             st.plotly_chart(fig, key=f"cmp_sd_{key}_{number}")
     st.caption(
