@@ -388,7 +388,12 @@ def test_compare_page(app):
     chance = [s for s in auc["layout"]["shapes"] if s["y0"] == s["y1"] == 0.5]
     assert chance and chance[0]["xref"] == "x domain"  # the 0.5 line spans the plot: chance
     assert "chance" in [a["text"] for a in auc["layout"]["annotations"]]
-    assert any(k.startswith("cmp_sd_") for k in shown)  # the SD surface per loss
+    surface = next(v for k, v in shown.items() if k.startswith("cmp_sd_"))  # one chart
+    assert {t["type"] for t in surface["data"]} == {"heatmap"}
+    assert len(surface["data"]) >= 3  # one SD surface per loss
+    y_axes = [v for k, v in surface["layout"].items() if k.startswith("yaxis")]
+    assert len(y_axes) == len(surface["data"])  # no empty panel
+    assert all(a["autorange"] == "reversed" for a in y_axes)  # (0 extra, 0 missing) top left
     table = app.dataframe[0].value
     assert "★" in "".join(table["mAP"].astype(str))
     assert table.loc["sdl", "runs"] == 3  # two demo seeds and runs/mine-sdl, all on synthetic

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from plotly.subplots import make_subplots
 
 from dashboard import analysis, sources, ui
 from dashboard.sources import RunRef
@@ -189,6 +190,44 @@ def sd_cells(surfaces: list[list[dict]]) -> pd.DataFrame:
     return mean.unstack("extra").sort_index()
 
 
+def sd_surface_figure(cells: dict[str, pd.DataFrame]) -> go.Figure:
+    """One heatmap per group in one figure (three a row) on one colour scale: one chart for the
+    browser to draw, where six charts took most of a warm visit to the page."""
+    low = min(float(np.nanmin(c.to_numpy())) for c in cells.values())
+    high = max(float(np.nanmax(c.to_numpy())) for c in cells.values())
+    rows = -(-len(cells) // 3)  # at most three a row, the rows as even as they go
+    cols = -(-len(cells) // rows)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=list(cells),
+        horizontal_spacing=0.06,
+        vertical_spacing=0.5 / rows,
+    )
+    for number, frame in enumerate(cells.values()):
+        fig.add_trace(
+            go.Heatmap(
+                z=frame.to_numpy(),
+                x=[str(c) for c in frame.columns],
+                y=[str(i) for i in frame.index],
+                coloraxis="coloraxis",
+                hovertemplate="extra %{x}, missing %{y}: cosine %{z:.3f}<extra></extra>",
+            ),
+            row=number // cols + 1,
+            col=number % cols + 1,
+        )
+    fig.update_xaxes(title_text="extra labels")
+    # 0 missing at the top, so that (0 extra, 0 missing), the same labels, is the top-left cell
+    fig.update_yaxes(title_text="missing labels", autorange="reversed")
+    fig.update_layout(
+        height=300 * rows,
+        margin={"l": 40, "r": 10, "t": 40, "b": 40},
+        coloraxis={"colorscale": "Viridis", "cmin": low, "cmax": high,
+                   "colorbar": {"title": {"text": "cosine"}}},
+    )  # fmt: skip
+    return fig
+
+
 def sd_surface_section(groups: dict[str, list[dict]], key: str, space: str) -> None:
     """One heatmap per group, side by side, on one colour scale."""
     cells = {name: sd_cells(surfaces) for name, surfaces in groups.items()}
@@ -198,27 +237,7 @@ def sd_surface_section(groups: dict[str, list[dict]], key: str, space: str) -> N
     st.markdown(f"**The SD surface, {space} space**: mean cosine to the anchor by extra labels "
                 "(the sample's labels the anchor lacks) and missing labels (the anchor's labels "
                 "the sample lacks), for samples that share at least one label.")  # fmt: skip
-    low = min(float(np.nanmin(c.to_numpy())) for c in cells.values())
-    high = max(float(np.nanmax(c.to_numpy())) for c in cells.values())
-    columns = st.columns(min(len(cells), 3))
-    for number, (name, frame) in enumerate(cells.items()):
-        heatmap = go.Heatmap(
-            z=frame.to_numpy(),
-            x=[str(c) for c in frame.columns],
-            y=[str(i) for i in frame.index],
-            zmin=low,
-            zmax=high,
-            colorscale="Viridis",
-            showscale=number == len(cells) - 1,
-            hovertemplate="extra %{x}, missing %{y}: cosine %{z:.3f}<extra></extra>",
-        )
-        fig = go.Figure(heatmap, {  # in the constructor: update_layout would validate again
-            "title": {"text": name}, "height": 300, "margin": {"l": 40, "r": 10, "t": 40, "b": 40},
-            "xaxis": {"title": {"text": "extra labels"}},
-            "yaxis": {"title": {"text": "missing labels"}},
-        })  # fmt: skip
-        with columns[number % len(columns)]:
-            st.plotly_chart(fig, key=f"cmp_sd_{key}_{number}")
+    st.plotly_chart(sd_surface_figure(cells), key=f"cmp_sd_{key}")
     st.caption(
         "SDL pulls a sample less the more labels it adds or lacks, so its cells should darken "
         "away from the top-left corner (0 extra, 0 missing: the same labels)."
