@@ -455,9 +455,13 @@ def space_map_steps(dash: Dashboard, repeats: int, steps: dict[str, Step], size:
         x, y = map_point(dash, 0, k)
         page.mouse.move(x, y)
         page.wait_for_timeout(300)
+        drawn = frame.evaluate("document.body.dataset.revision")
         dash.measure(step("click a point: the anchor"), lambda x=x, y=y: page.mouse.click(x, y))
         if anchor.input_value() == before:
             raise RuntimeError("clicking a point did not change the anchor")
+        # the map redrawn with the new anchor before the next gesture (at 10,000 points the
+        # browser draws for a while after the server is done, and a click meanwhile is lost)
+        map_frame(dash, drawn)
     panels = int(map_frame(dash).evaluate("document.body.dataset.panels"))
     for i in range(repeats):
         map_frame(dash)
