@@ -303,7 +303,7 @@ def benchmark(sizes, views_list, classes_list, repeats, budget, only) -> list[st
                 print(f"done {summary[-1]}", file=sys.stderr, flush=True)
     head = [
         f"cpu ({torch.get_num_threads()} threads), D={DIM}, torch {torch.__version__}, "
-        f"median of {repeats or 'up to N = 4096: 15, above: 3'} runs; "
+        f"median of {repeats or '15 (N <= 4096) or 3 (above)'} runs; "
         f"labels CSR for C >= {SPARSE_FROM}",
         "",
     ]
