@@ -3,7 +3,8 @@ SupConLoss, the previous dense implementation and the matmul floor, all measured
 
     python benchmarks/bench_losses.py --quick        # N in {1024, 4096}, V in {1, 2}, C in {10, 80, 1000, 10000}
     python benchmarks/bench_losses.py                # adds N = 16384 (over an hour on 2 cores)
-    python benchmarks/bench_losses.py --large        # sdl alone at 32,768 and 65,536 views, 10,000 labels
+    python benchmarks/bench_losses.py --large        # sdl at 32,768 and 65,536 views, 10,000 labels: the
+                                                     # loss, and a whole training step of a small head
     python benchmarks/bench_losses.py --sizes 4096 --views 1 --classes 80
 
 N counts views (N / V samples with V views each), D = 128. Multi-hot labels hold about 3 labels
@@ -61,6 +62,7 @@ from sdl.losses import build_loss, loss_names  # noqa: E402
 DIM = 128
 MMAP_ENV = "MALLOC_MMAP_THRESHOLD_"
 PML, DENSE, FLOOR, FLOOR_LABELS = "pml-supcon", "dense-sdl", "floor", "floor+labels"
+TRAIN_STEP = "sdl-train-step"  # only when asked for (--large): a whole optimiser step
 SPARSE_FROM = 1000  # C from which the project's losses get CSR labels
 # name -> (baseline, largest ratio): the issue's targets
 TARGETS = {"sdl": ("supcon", 1.15), "supcon": (PML, 0.5)}
@@ -178,9 +180,29 @@ def make_runs(features, labels, budget_gib: float, only: list[str] | None = None
     runs[DENSE] = None if skip_dense else dense
     runs[FLOOR] = floor(False)
     runs[FLOOR_LABELS] = floor(True)
+    if only and TRAIN_STEP in only:
+        runs[TRAIN_STEP] = train_step(features, ours_labels)
     if only:
         runs = {k: v for k, v in runs.items() if k in only}
     return runs
+
+
+def train_step(features, labels):
+    """One training step on the batch: a two-layer MLP head over every view's (D,) input, sdl,
+    backward through the head, AdamW. The head is small, so the step is the loss's own size."""
+    head = torch.nn.Sequential(
+        torch.nn.Linear(DIM, 256), torch.nn.ReLU(), torch.nn.Linear(256, DIM)
+    )
+    optimiser = torch.optim.AdamW(head.parameters(), lr=1e-3)
+    loss_fn = build_loss("sdl")
+    inputs = features.detach()  # (B, V, D)
+
+    def run():
+        optimiser.zero_grad(set_to_none=True)
+        loss_fn(head(inputs), labels).backward()
+        optimiser.step()
+
+    return run
 
 
 def measure_times(runs: dict, repeats: int, warm: bool) -> dict[str, float | None]:
@@ -318,14 +340,20 @@ def benchmark(sizes, views_list, classes_list, repeats, budget, only) -> list[st
 
 
 def large(sizes, classes: int) -> list[str]:
-    """sdl alone at large N (V = 2, sparse labels): one forward+backward, timed and its peak memory
-    read, in a child process (no warm-up: at this size it would double the cost)."""
-    lines = ["| N views | C | sdl fwd+bwd s | peak MiB |", "|---|---|---|---|"]
+    """sdl alone at large N (V = 2, sparse labels): one forward+backward, then one training step
+    (:func:`train_step`), each timed and its peak memory read, in a child process (no warm-up: at
+    this size it would double the cost)."""
+    lines = [
+        "| N views | C | sdl fwd+bwd s | peak MiB | training step s | step peak MiB |",
+        "|---|---|---|---|---|---|",
+    ]
     for n in sizes:
-        m = memory_in_child(n, 2, classes, 0.0, ["sdl"], once=True)
-        seconds = m.get("sdl:seconds")
-        shown = "failed" if seconds is None else f"{seconds:.1f}"
-        lines.append(f"| {n} | {classes} | {shown} | {mib(m.get('sdl'))} |")
+        m = memory_in_child(n, 2, classes, 0.0, ["sdl", TRAIN_STEP], once=True)
+        cells = []
+        for run in ("sdl", TRAIN_STEP):
+            seconds = m.get(f"{run}:seconds")
+            cells += ["failed" if seconds is None else f"{seconds:.1f}", mib(m.get(run))]
+        lines.append(f"| {n} | {classes} | " + " | ".join(cells) + " |")
         print(f"done N={n}", file=sys.stderr, flush=True)
     return lines
 
