@@ -450,11 +450,18 @@ def space_map_steps(dash: Dashboard, repeats: int, steps: dict[str, Step], size:
         before = anchor.input_value()
         rows = {k: frame.evaluate("([p, k]) => window.spaceMapPoint(p, k).row", [0, k])
                 for k in targets}  # fmt: skip
-        k = next(k for k in targets if str(rows[k]) != before)  # a point that is not the anchor
-        targets.remove(k)
-        x, y = map_point(dash, 0, k)
-        page.mouse.move(x, y)
-        page.wait_for_timeout(300)
+        # a point that is not the anchor, and that the hover card confirms under the cursor (an
+        # outlying point can sit under the map's toolbar, which takes the click)
+        for k in [k for k in targets if str(rows[k]) != before]:
+            targets.remove(k)
+            x, y = map_point(dash, 0, k)
+            page.mouse.move(x - 30, y - 30)
+            page.mouse.move(x, y, steps=4)
+            page.wait_for_timeout(300)
+            if frame.locator("#tip").get_attribute("data-item") == str(rows[k]):
+                break
+        else:
+            raise RuntimeError("no isolated map point showed its hover card")
         drawn = frame.evaluate("document.body.dataset.revision")
         dash.measure(step("click a point: the anchor"), lambda x=x, y=y: page.mouse.click(x, y))
         if anchor.input_value() == before:

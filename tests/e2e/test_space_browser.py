@@ -308,6 +308,28 @@ def test_ten_thousand_points_stay_interactive(server, explorer):
     )
     settled(page)
     print(f"10,000 points: click to anchor settled {time.time() - start:.1f} s")
+    # a second click, on another point, once the map has redrawn: the anchor follows again
+    frame = map_frame(page, None)
+    others = frame.evaluate(
+        "([p, k]) => { const n = window.spaceMapPanelSize(p); const out = [];"
+        " for (let j = 0; j < n; j += 97) if (window.spaceMapPoint(p, j).row !== k) out.push(j);"
+        " return out; }",
+        [0, int(shown["item"])],
+    )
+    second = hover(page, frame, 0, others[len(others) // 2])
+    page.mouse.click(*second["position"])
+    try:
+        page.wait_for_function(
+            "(v) => { const e = document.querySelector('input[aria-label=\"Anchor item\"]');"
+            " return e && e.value === v; }",
+            arg=second["item"],
+            timeout=60_000,
+        )
+    except Exception as exc:
+        raise AssertionError(
+            f"a second click on item {second['item']} left the anchor at {anchor_value(page)}"
+        ) from exc
+    settled(page)
     frame = map_frame(page, None)
     start = time.time()
     lasso(page, frame, 0, 100, radius=40)
