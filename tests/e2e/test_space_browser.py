@@ -156,6 +156,23 @@ def anchor_value(page) -> str:
     return page.get_by_label("Anchor item", exact=True).and_(page.locator("input")).input_value()
 
 
+def click_to_anchor(page, shown: dict, timeout_ms: int = 120_000) -> None:
+    """Click the hovered point (``shown``, from :func:`hover`); fail unless it becomes the anchor."""
+    page.mouse.click(*shown["position"])
+    try:
+        page.wait_for_function(
+            "(v) => { const e = document.querySelector('input[aria-label=\"Anchor item\"]');"
+            " return e && e.value === v; }",
+            arg=shown["item"],
+            timeout=timeout_ms,
+        )
+    except Exception as exc:
+        raise AssertionError(
+            f"a click on item {shown['item']} left the anchor at {anchor_value(page)}"
+            f" (page runs seen: {page.evaluate('window.__runs')})"
+        ) from exc
+
+
 def test_hover_click_and_lasso_on_the_demo(server, explorer):
     page = explorer
     page.goto(f"{server['url']}/space")
@@ -171,19 +188,7 @@ def test_hover_click_and_lasso_on_the_demo(server, explorer):
     page.screenshot(path=str(SHOTS / "3-space-hover.png"))
     # click: the hovered item becomes the anchor (widget, URL and the map's star)
     old = revision(frame)
-    page.mouse.click(*shown["position"])
-    try:
-        page.wait_for_function(
-            "(v) => { const e = document.querySelector('input[aria-label=\"Anchor item\"]');"
-            " return e && e.value === v; }",
-            arg=shown["item"],
-            timeout=120_000,
-        )
-    except Exception as exc:
-        raise AssertionError(
-            f"a click on item {shown['item']} left the anchor at {anchor_value(page)}"
-            f" (page runs seen: {page.evaluate('window.__runs')})"
-        ) from exc
+    click_to_anchor(page, shown)
     settled(page)
     assert f"anchor={shown['run'].replace('/', '%2F')}%3A{shown['item']}" in page.url
     frame = map_frame(page, old)
@@ -299,13 +304,7 @@ def test_ten_thousand_points_stay_interactive(server, explorer):
     print(f"10,000 points: hover card {time.time() - start:.2f} s")
     assert shown["thumb"] is not None
     start = time.time()
-    page.mouse.click(*shown["position"])
-    page.wait_for_function(
-        "(v) => { const e = document.querySelector('input[aria-label=\"Anchor item\"]');"
-        " return e && e.value === v; }",
-        arg=shown["item"],
-        timeout=120_000,
-    )
+    click_to_anchor(page, shown)
     settled(page)
     print(f"10,000 points: click to anchor settled {time.time() - start:.1f} s")
     # a second click, on another point, once the map has redrawn: the anchor follows again
@@ -316,19 +315,7 @@ def test_ten_thousand_points_stay_interactive(server, explorer):
         " return out; }",
         [0, int(shown["item"])],
     )
-    second = hover(page, frame, 0, others[len(others) // 2])
-    page.mouse.click(*second["position"])
-    try:
-        page.wait_for_function(
-            "(v) => { const e = document.querySelector('input[aria-label=\"Anchor item\"]');"
-            " return e && e.value === v; }",
-            arg=second["item"],
-            timeout=60_000,
-        )
-    except Exception as exc:
-        raise AssertionError(
-            f"a second click on item {second['item']} left the anchor at {anchor_value(page)}"
-        ) from exc
+    click_to_anchor(page, hover(page, frame, 0, others[len(others) // 2]), timeout_ms=60_000)
     settled(page)
     frame = map_frame(page, None)
     start = time.time()
