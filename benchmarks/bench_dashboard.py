@@ -44,6 +44,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.e2e.test_space_browser import ISOLATED_JS  # noqa: E402
 from tests.headless_chromium import CHROMIUM_ARGS  # noqa: E402  (after the path line)
 
 SAFE_FLAGS = [
@@ -374,28 +375,12 @@ def map_point(dash: Dashboard, panel: int, k: int) -> tuple[float, float]:
     return box["x"] + at["x"], box["y"] + at["y"]
 
 
-# The shown points of a panel whose nearest neighbour on screen is farthest, most isolated first:
-# a click picks whichever point is nearest the cursor, so in a cloud of 10,000 points a click
-# aimed at a crowded point can land on its neighbour, which may be the anchor already.
-ISOLATED = """([p, m, top]) => {
-  const n = window.spaceMapPanelSize(p);
-  const at = [];
-  for (let k = 0; k < n; k++) at.push(window.spaceMapPoint(p, k));
-  const gaps = [];
-  for (let k = 0; k < n; k += Math.max(1, Math.floor(n / m))) {
-    let gap = Infinity;
-    for (let j = 0; j < n; j++) {
-      if (j !== k) gap = Math.min(gap, Math.hypot(at[j].x - at[k].x, at[j].y - at[k].y));
-    }
-    gaps.push([gap, k]);
-  }
-  return gaps.sort((a, b) => b[0] - a[0]).slice(0, top).map(g => g[1]);
-}"""
-
-
 def isolated_points(dash: Dashboard, panel: int, count: int) -> list[int]:
+    """Up to ``count`` shown points of a panel, most isolated first: a click picks whichever point
+    is nearest the cursor, so in a cloud of 10,000 points a click aimed at a crowded point can land
+    on its neighbour, which may be the anchor already."""
     frame = dash.page.locator(SPACE_MAP).first.element_handle().content_frame()
-    return frame.evaluate(ISOLATED, [panel, 300, count])
+    return frame.evaluate(ISOLATED_JS, [panel, 300, count])
 
 
 def map_frame(dash: Dashboard, old: str | None = None):

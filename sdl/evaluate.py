@@ -154,10 +154,8 @@ def anchor_labels(
     }
     ranks = {}
     if n >= 3:
-        from scipy import stats  # imported here: scipy/sklearn take seconds to import
-
         for name, w in weights.items():  # each row loses exactly its self pair
-            ranks[name] = stats.rankdata(w[not_self].reshape(len(anchors), n - 1), axis=1) - n / 2
+            ranks[name] = _centred_ranks(w[not_self].reshape(len(anchors), n - 1))
     return AnchorLabels(anchors, relation, cell, cells, relation[overlap][first], ranks)
 
 

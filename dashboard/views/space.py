@@ -57,6 +57,7 @@ class Space:
     coords: np.ndarray  # (N, 2) aligned
     keys: np.ndarray  # (N,) id + label set: the same item in two runs has the same key
     values: np.ndarray  # (N, D) the chosen space's embeddings
+    stamp: int  # mtime_ns of its embeddings file: the caches' key for what is derived from it
 
     @property
     def labels(self) -> np.ndarray:
@@ -307,6 +308,7 @@ def load_spaces(
         loaded.append((ref, run, arrays))
     if not loaded:
         return []
+    stamps = {ref.key: (ref.path / EMBEDDINGS).stat().st_mtime_ns for ref, _, _ in loaded}
     coords = []
     todo = [
         (ref, arrays)
@@ -324,9 +326,8 @@ def load_spaces(
                 f"{len(todo)} new map{'s' if len(todo) != 1 else ''}, about {estimate:.0f} s in all "
                 "(the first map in a session also compiles UMAP)…",
             )
-        mtime = (ref.path / EMBEDDINGS).stat().st_mtime_ns
         try:
-            coords.append(_projection(str(ref.path), mtime, params, space))
+            coords.append(_projection(str(ref.path), stamps[ref.key], params, space))
         except Exception as exc:  # a broken file or an impossible map: say so, keep the others
             ui.run_error(f"{ref.key}: cannot project ({exc})")
             coords.append(None)
@@ -335,13 +336,19 @@ def load_spaces(
     kept = [(item, c) for item, c in zip(loaded, coords, strict=True) if c is not None]
     if not kept:
         return []
-    keys = [
-        _keys(str(ref.path), (ref.path / EMBEDDINGS).stat().st_mtime_ns, arrays)
-        for (ref, _, arrays), _ in kept
-    ]
+    keys = [_keys(str(ref.path), stamps[ref.key], arrays) for (ref, _, arrays), _ in kept]
     aligned = _aligned(tuple(c for _, c in kept), tuple(keys))
     return [
-        Space(ref, run, arrays, ui.label_names(run, arrays), xy, k, space_embeddings(arrays, space))
+        Space(
+            ref,
+            run,
+            arrays,
+            ui.label_names(run, arrays),
+            xy,
+            k,
+            space_embeddings(arrays, space),
+            stamps[ref.key],
+        )
         for ((ref, run, arrays), _), xy, k in zip(kept, aligned, keys, strict=True)
     ]
 
@@ -442,8 +449,9 @@ def map_panels(
     cats, entries = legend(spaces, mode, label, anchor_space.labels[anchor_item])
     panels = []
     for pos, space in enumerate(spaces):
-        mtime = (space.ref.path / EMBEDDINGS).stat().st_mtime_ns
-        label_texts = _label_texts(str(space.ref.path), mtime, tuple(space.names), space.labels)
+        label_texts = _label_texts(
+            str(space.ref.path), space.stamp, tuple(space.names), space.labels
+        )
         mask = keep[pos] if keep is not None else np.ones(len(space.labels), dtype=bool)
         rows = np.flatnonzero(mask)
         here = space.find(anchor_key)
@@ -579,7 +587,7 @@ def shares_figure(spaces: list[Space], k: int, space: str) -> go.Figure:
     shares = [
         _shares(
             str(s.ref.path),
-            (s.ref.path / EMBEDDINGS).stat().st_mtime_ns,
+            s.stamp,
             space,
             s.values,
             s.labels,
